@@ -1,0 +1,42 @@
+# Every target sets up .venv itself: on a fresh machine with Python 3.11 and pip,
+# `make demo` and `make test` are all it takes.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: help install demo test lint format bench clean
+
+help:
+	@echo "make demo    attest three software sites (one tampered) and show the verdicts"
+	@echo "make test    run the test suite with coverage (sets up .venv first)"
+	@echo "make lint    ruff"
+	@echo "make bench   benchmarks beside their baselines, written to .bench/results.json"
+
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/ccattest demo
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term \
+		--cov-report=json:.coverage-report.json
+	$(BIN)/python tools/check_coverage.py .coverage-report.json
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check src tests benchmarks tools
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix src tests benchmarks tools
+
+bench: $(INSTALLED)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage .coverage-report.json .bench .demo
