@@ -1,0 +1,1 @@
+"""Platforms: one package per evidence format, each split into abi / verify / collect."""

@@ -1,0 +1,117 @@
+"""Attester and Verifier protocols, and the registry that maps platform names to them.
+
+The registry stores import paths, not classes, so that naming a platform never imports
+another platform's optional dependencies (NVML, NVFlare, ...).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from ..errors import ConfigError, MalformedEvidence
+from ..evidence import Evidence
+from ..result import Reason
+
+
+@dataclass(frozen=True)
+class VerifiedClaims:
+    """What a verifier proved: claims it vouches for and the checks that held.
+
+    Verifiers never judge claims (that is the policy's job); they raise VerificationFailed
+    or MalformedEvidence when integrity or authenticity does not hold.
+    """
+
+    platform: str
+    claims: Mapping[str, Any]
+    checks: tuple[Reason, ...] = ()
+    attester: str | None = None  # an identity the evidence itself authenticates, if any
+    collateral: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Attester(Protocol):
+    platform: ClassVar[str]
+
+    def collect(self, report_data: bytes) -> Evidence:
+        """Evidence whose signed report carries `report_data` (see evidence.bind)."""
+        ...
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    platform: ClassVar[str]
+
+    def verify(self, evidence: Evidence, *, report_data: bytes, at: datetime) -> VerifiedClaims:
+        """Prove integrity, authenticity and the binding of `report_data`, as of `at`."""
+        ...
+
+
+@dataclass(frozen=True)
+class PlatformEntry:
+    name: str
+    attester: str  # "module:Class"
+    verifier: str
+    magic: bytes | None = None  # leading bytes that identify a bare report, where any
+    summary: str = ""
+
+
+_REGISTRY: dict[str, PlatformEntry] = {}
+
+
+def register_platform(entry: PlatformEntry) -> None:
+    if entry.name in _REGISTRY and _REGISTRY[entry.name] != entry:
+        raise ConfigError(f"platform {entry.name!r} is already registered differently")
+    _REGISTRY[entry.name] = entry
+
+
+def platforms() -> Mapping[str, PlatformEntry]:
+    return dict(_REGISTRY)
+
+
+def _entry(name: str) -> PlatformEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise ConfigError(f"unknown platform {name!r}", expected=f"one of: {known}") from None
+
+
+def _load(path: str) -> type:
+    module_name, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def attester_class(name: str) -> type:
+    return _load(_entry(name).attester)
+
+
+def verifier_class(name: str) -> type:
+    return _load(_entry(name).verifier)
+
+
+def detect_platform(report: bytes) -> str:
+    """The platform of a bare report, where its format says so."""
+    for entry in _REGISTRY.values():
+        if entry.magic and report.startswith(entry.magic):
+            return entry.name
+    raise MalformedEvidence(
+        "cannot tell the platform of this evidence",
+        expected="a ccattest envelope or a report with a known header",
+        found=f"{len(report)} bytes starting {report[:8].hex() or '(empty)'}",
+        hint="pass --platform",
+    )
+
+
+register_platform(
+    PlatformEntry(
+        name="software",
+        attester="ccattest.platforms.software.collect:SoftwareAttester",
+        verifier="ccattest.platforms.software.verify:SoftwareVerifier",
+        magic=b"CCSW",
+        summary="development TEE: signed reports from a local key; no hardware guarantee",
+    )
+)
