@@ -1,0 +1,17 @@
+"""Appraisal policies: YAML loaded into pydantic models, judged against verified claims."""
+
+from .appraise import appraise, appraise_failure, check_required_platforms
+from .load import load_policy, parse_policy
+from .model import CommonPolicy, Policy
+from .software import SoftwarePolicy
+
+__all__ = [
+    "CommonPolicy",
+    "Policy",
+    "SoftwarePolicy",
+    "appraise",
+    "appraise_failure",
+    "check_required_platforms",
+    "load_policy",
+    "parse_policy",
+]

@@ -1,0 +1,77 @@
+"""Turn verified claims, or a verification failure, into an AttestationResult."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..errors import CCAttestError, MalformedEvidence
+from ..platforms.base import VerifiedClaims
+from ..result import AttestationResult, Reason, TrustClaim, TrustVector, Value
+from ..timeutil import require_aware
+from .base import Appraisal
+from .model import Policy
+from .software import appraise_software
+
+Appraiser = Callable[[Any, Mapping[str, Any]], Appraisal]
+APPRAISERS: dict[str, Appraiser] = {"software": appraise_software}
+
+# Claims a verifier's failure speaks to: the evidence says nothing trustworthy about them.
+_EVIDENCE_CLAIMS = (TrustClaim.INSTANCE_IDENTITY, TrustClaim.CONFIGURATION,
+                    TrustClaim.EXECUTABLES, TrustClaim.HARDWARE)
+
+
+def appraise(policy: Policy, verified: VerifiedClaims, at: datetime) -> AttestationResult:
+    at = require_aware(at, "appraisal time")
+    appraiser = APPRAISERS.get(verified.platform)
+    if appraiser is None:
+        appraisal = Appraisal()
+        appraisal.rule("platform_known", False, "no appraisal rules for this platform",
+                       claim=TrustClaim.HARDWARE, ok=2, fail=97,
+                       expected=f"one of {sorted(APPRAISERS)}", found=verified.platform)
+    else:
+        appraisal = appraiser(policy.section(verified.platform), verified.claims)
+    return AttestationResult(
+        platform=verified.platform,
+        trust_vector=appraisal.vector,
+        verified=True,
+        issued_at=at,
+        expires_at=at + timedelta(seconds=policy.common.result_lifetime_seconds),
+        claims=dict(verified.claims),
+        reasons=(*verified.checks, *appraisal.reasons),
+        attester=verified.attester,
+        policy_id=policy.id,
+        collateral=dict(verified.collateral),
+    )
+
+
+def appraise_failure(platform: str, error: CCAttestError, at: datetime, *,
+                     policy: Policy | None = None, attester: str | None = None,
+                     ) -> AttestationResult:
+    """The result for evidence that did not verify: never affirming, already expired."""
+    at = require_aware(at, "appraisal time")
+    # Unparseable evidence is "unknown elements" (tier none); a failed check is 99.
+    value = Value.UNKNOWN_ELEMENTS if isinstance(error, MalformedEvidence) else Value.CRYPTO_FAILED
+    vector = TrustVector({claim: int(value) for claim in _EVIDENCE_CLAIMS})
+    reason = Reason(type(error).__name__, False, error.message,
+                    expected=None if error.expected is None else str(error.expected),
+                    found=None if error.found is None else str(error.found))
+    return AttestationResult(
+        platform=platform, trust_vector=vector, verified=False, issued_at=at, expires_at=at,
+        reasons=(reason,), attester=attester, policy_id=policy.id if policy else None,
+    )
+
+
+def check_required_platforms(policy: Policy, results: Iterable[AttestationResult]) -> list[Reason]:
+    """One reason per platform the policy requires a site to present."""
+    by_platform = {result.platform: result for result in results}
+    reasons = []
+    for platform in policy.common.required_platforms:
+        result = by_platform.get(platform)
+        passed = result is not None and result.affirming
+        found = "absent" if result is None else result.status.value
+        reasons.append(Reason(f"required:{platform}", passed,
+                              f"required platform {platform}: {found}",
+                              expected="affirming", found=found))
+    return reasons

@@ -1,0 +1,35 @@
+"""What every platform's appraisal shares: strict models and the appraisal ledger."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from ..result import Reason, TrustClaim, TrustVector
+
+
+class StrictModel(BaseModel):
+    # Unknown keys are errors: a misspelt rule must never silently become "no rule".
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Appraisal:
+    """Collects one reason per rule and the trust-vector value each rule implies."""
+
+    def __init__(self) -> None:
+        self.vector = TrustVector()
+        self.reasons: list[Reason] = []
+
+    def rule(self, check: str, passed: bool, message: str, *, claim: TrustClaim,
+             ok: int, fail: int, expected: object = None, found: object = None) -> bool:
+        self.vector = self.vector.with_value(claim, ok if passed else fail)
+        self.reasons.append(Reason(
+            check, passed, message,
+            expected=None if expected is None else str(expected),
+            found=None if found is None else str(found),
+        ))
+        return passed
+
+    def note(self, check: str, message: str, *, claim: TrustClaim, value: int) -> None:
+        """A finding that is neither pass nor fail by itself, e.g. a warning-tier value."""
+        self.vector = self.vector.with_value(claim, value)
+        self.reasons.append(Reason(check, False, message))

@@ -1,0 +1,43 @@
+"""The policy document: common settings plus one optional section per platform.
+
+A platform without a section is not accepted: sections are opt-in, so a policy written
+before a platform existed never accepts it by accident.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from .base import StrictModel
+from .software import SoftwarePolicy
+
+
+class CommonPolicy(StrictModel):
+    result_lifetime_seconds: int = Field(default=3600, gt=0, le=7 * 24 * 3600)
+    required_platforms: list[str] = Field(default_factory=list)
+
+
+class Policy(StrictModel):
+    version: Literal[1] = 1
+    id: str | None = None
+    common: CommonPolicy = Field(default_factory=CommonPolicy)
+    software: SoftwarePolicy | None = None
+
+    def section(self, platform: str) -> BaseModel | None:
+        return getattr(self, platform, None) if platform in _PLATFORM_SECTIONS else None
+
+    def resolve_files(self, base: Path) -> Policy:
+        """Read the reference-value files the sections name, relative to `base`."""
+        updates = {}
+        for name in _PLATFORM_SECTIONS:
+            section = getattr(self, name)
+            if section is not None:
+                updates[name] = section.resolve_files(base)
+        return self.model_copy(update=updates)
+
+
+_PLATFORM_SECTIONS = ("software",)
+DEFAULT_POLICY = Policy(id="ccattest-default")

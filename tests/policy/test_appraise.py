@@ -1,0 +1,117 @@
+import dataclasses
+from datetime import timedelta
+
+import pytest
+
+from ccattest.errors import MalformedEvidence, VerificationFailed
+from ccattest.pipeline import verify_and_appraise
+from ccattest.platforms.base import VerifiedClaims
+from ccattest.policy import (
+    Policy,
+    SoftwarePolicy,
+    appraise,
+    appraise_failure,
+    check_required_platforms,
+)
+from ccattest.result import Tier, TrustClaim
+from ccattest.testing import SoftwareFixture
+
+
+def _result(fixture, policy):
+    evidence, report_data, _ = fixture.evidence()
+    return verify_and_appraise(evidence, fixture.verifier(), policy, report_data=report_data,
+                               at=fixture.now)
+
+
+def _failed(result):
+    return {reason.check for reason in result.failures()}
+
+
+def test_affirming_when_every_rule_holds(software):
+    policy = Policy(id="p", software=SoftwarePolicy(allow=True, measurements=[
+        software.measurement], identities=["site-1"], min_svn=1))
+    result = _result(software, policy)
+    assert result.status is Tier.AFFIRMING and result.affirming
+    assert result.expires_at - result.issued_at == timedelta(hours=1)
+    assert result.policy_id == "p"
+    assert result.trust_vector.to_dict() == {"instance-identity": 2, "executables": 2,
+                                             "configuration": 2}
+    assert {"chain", "signature", "binding", "platform_allowed", "measurement"} <= {
+        reason.check for reason in result.reasons}
+
+
+@pytest.mark.parametrize("policy", [Policy(), Policy(software=SoftwarePolicy(allow=False))])
+def test_software_is_rejected_unless_allowed_by_name(software, policy):
+    result = _result(software, policy)
+    assert result.verified
+    assert result.status is Tier.CONTRAINDICATED
+    assert result.trust_vector.get(TrustClaim.HARDWARE) == 96
+    reason = next(r for r in result.reasons if r.check == "platform_allowed")
+    assert not reason.passed and reason.expected == "software.allow: true"
+
+
+def test_unknown_measurement_is_contraindicated(software):
+    result = _result(software, Policy(software=SoftwarePolicy(allow=True,
+                                                              measurements=["00" * 48])))
+    assert result.status is Tier.CONTRAINDICATED
+    assert _failed(result) == {"measurement"}
+    reason = result.failures()[0]
+    assert reason.found == software.measurement
+
+
+def test_no_reference_measurements_is_only_a_warning(software):
+    result = _result(software, Policy(software=SoftwarePolicy(allow=True)))
+    assert result.status is Tier.WARNING
+    assert result.trust_vector.get(TrustClaim.EXECUTABLES) == 33
+
+
+def test_debug_svn_and_identity_rules():
+    fixture = SoftwareFixture.create("site-7", debug=True, svn=2)
+    strict = SoftwarePolicy(allow=True, measurements=[fixture.measurement], min_svn=3,
+                            identities=["site-1"])
+    result = _result(fixture, Policy(software=strict))
+    assert _failed(result) == {"debug", "min_svn", "identity"}
+    assert result.trust_vector.get(TrustClaim.INSTANCE_IDENTITY) == 97
+    assert result.trust_vector.get(TrustClaim.CONFIGURATION) == 96
+    lenient = strict.model_copy(update={"allow_debug": True, "min_svn": 2,
+                                        "identities": ["site-7"]})
+    assert _result(fixture, Policy(software=lenient)).affirming
+
+
+def test_unknown_platform_claims_are_not_affirmed(software):
+    verified = VerifiedClaims(platform="quantum", claims={})
+    result = appraise(Policy(), verified, software.now)
+    assert result.status is Tier.CONTRAINDICATED
+    assert result.failures()[0].found == "quantum"
+
+
+def test_failures_become_results(software):
+    verified_error = VerificationFailed("bad", expected="x", found="y")
+    result = appraise_failure("software", verified_error, software.now, policy=Policy(id="p"))
+    assert not result.verified and result.status is Tier.CONTRAINDICATED
+    assert result.trust_vector.get(TrustClaim.INSTANCE_IDENTITY) == 99
+    assert not result.is_fresh(software.now)
+    assert result.reasons[0].check == "VerificationFailed"
+    malformed = appraise_failure("software", MalformedEvidence("short"), software.now)
+    assert malformed.status is Tier.NONE and malformed.policy_id is None
+
+
+def test_pipeline_turns_broken_evidence_into_results(software):
+    policy = Policy(software=SoftwarePolicy(allow=True))
+    evidence, report_data, _ = software.evidence()
+    tampered = dataclasses.replace(evidence, report=evidence.report[:-1] + b"\0")
+    result = verify_and_appraise(tampered, software.verifier(), policy,
+                                 report_data=report_data, at=software.now)
+    assert not result.verified and result.attester == "site-1"
+    truncated = dataclasses.replace(evidence, report=evidence.report[:10])
+    result = verify_and_appraise(truncated, software.verifier(), policy,
+                                 report_data=report_data, at=software.now)
+    assert result.status is Tier.NONE
+
+
+def test_required_platforms(software):
+    policy = Policy(software=SoftwarePolicy(allow=True, measurements=[software.measurement]),
+                    common={"required_platforms": ["software", "snp"]})
+    reasons = check_required_platforms(policy, [_result(software, policy)])
+    assert [(r.check, r.passed, r.found) for r in reasons] == [
+        ("required:software", True, "affirming"), ("required:snp", False, "absent")]
