@@ -1,0 +1,307 @@
+"""The `ccattest` command."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .encoding import load_evidence
+from .errors import CCAttestError, ConfigError, VerificationFailed
+from .evidence import bind
+from .pipeline import verify_and_appraise
+from .platforms.base import platforms as registered_platforms
+from .platforms.software.collect import SoftwareAttester, default_items
+from .platforms.software.pki import DEFAULT_KEY_DIR, KeyDir, load_certificate
+from .platforms.software.verify import SoftwareVerifier
+from .policy import load_policy
+from .policy.model import DEFAULT_POLICY
+from .policy.templates import starter_policy
+from .render import print_error, print_result
+from .result import AttestationResult, Tier
+from .timeutil import parse_instant, utcnow
+
+app = typer.Typer(
+    name="ccattest",
+    help="Confidential-computing attestation for federated systems: collect evidence, verify "
+         "it natively, appraise it against your policy, and sign the result.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_show_locals=False,  # locals may hold key material
+)
+policy_app = typer.Typer(help="Write and check appraisal policies.", no_args_is_help=True)
+token_app = typer.Typer(help="Signed attestation results (EAR JWTs) and their keys.",
+                        no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+app.add_typer(token_app, name="token")
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_WARNING = 0, 1, 2, 3
+
+KeyDirOption = Annotated[Path, typer.Option(
+    "--key-dir", envvar="CCATTEST_KEY_DIR",
+    help="Development key directory (software root, site keys, verifier key).")]
+AtOption = Annotated[str | None, typer.Option(
+    "--at", help="Verify as of this ISO 8601 time instead of now (e.g. 2026-11-26T12:00Z).")]
+
+
+def _fail(error: CCAttestError) -> NoReturn:
+    print_error(err, error)
+    raise typer.Exit(EXIT_REJECTED if isinstance(error, VerificationFailed) else EXIT_USAGE)
+
+
+def _hex(value: str, what: str) -> bytes:
+    try:
+        return bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        raise ConfigError(f"{what} is not hex", found=repr(value)) from None
+
+
+def _at(value: str | None) -> datetime:
+    return parse_instant(value) if value else utcnow()
+
+
+def exit_code(result: AttestationResult) -> int:
+    if not result.verified:
+        # Tier none on unverified evidence means it did not even parse: unusable input.
+        return EXIT_USAGE if result.status is Tier.NONE else EXIT_REJECTED
+    return {Tier.AFFIRMING: EXIT_OK, Tier.WARNING: EXIT_WARNING}.get(result.status,
+                                                                     EXIT_REJECTED)
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: Annotated[bool, typer.Option("--version", help="Show the version.")] = False
+          ) -> None:
+    if version:
+        out.print(f"ccattest {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def collect(
+    nonce: Annotated[str, typer.Option(help="The verifier's challenge, hex (16+ bytes).")],
+    platform: Annotated[str, typer.Option(help="Evidence platform.")] = "software",
+    output: Annotated[Path | None, typer.Option("-o", "--output",
+                                                help="Write here instead of stdout.")] = None,
+    key_dir: KeyDirOption = DEFAULT_KEY_DIR,
+    site: Annotated[str | None, typer.Option(help="Site identity (default: host name).")] = None,
+    context: Annotated[str, typer.Option(help="Binding context agreed with the verifier.")] = "",
+    measure: Annotated[list[Path] | None, typer.Option(
+        help="Also measure this file (repeatable).")] = None,
+    setting: Annotated[list[str] | None, typer.Option(
+        help="Also measure a setting NAME=VALUE (repeatable).")] = None,
+    svn: Annotated[int, typer.Option(help="Security version of the attested software.")] = 0,
+    debug: Annotated[bool, typer.Option(help="Mark the report as debug.")] = False,
+) -> None:
+    """Collect evidence that answers NONCE. [software] creates a development root and site key
+    in --key-dir on first use."""
+    try:
+        if platform != "software":
+            raise ConfigError(f"collecting {platform} evidence is not supported yet",
+                              expected="software")
+        identity = site or socket.gethostname().split(".")[0] or "localhost"
+        settings = [_setting(text) for text in setting or []]
+        credentials = KeyDir(key_dir).ensure_site(identity, utcnow())
+        attester = SoftwareAttester(credentials, default_items(measure or [], settings),
+                                    svn=svn, debug=debug)
+        evidence = attester.collect(bind(_hex(nonce, "--nonce"), identity, context))
+    except CCAttestError as error:
+        _fail(error)
+    text = evidence.to_json() + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        err.print(f"wrote {platform} evidence for {identity} to {output} "
+                  f"(measurement {attester.measurement.hex()[:16]}...)")
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise ConfigError("a setting is NAME=VALUE", found=repr(text))
+    return name, value
+
+
+@app.command()
+def verify(
+    evidence_file: Annotated[Path, typer.Argument(
+        metavar="EVIDENCE", help="Evidence: a ccattest envelope, raw, hex or base64.")],
+    nonce: Annotated[str | None, typer.Option(help="The challenge you issued, hex.")] = None,
+    report_data: Annotated[str | None, typer.Option(
+        "--report-data", help="Expected report_data, hex, instead of --nonce.")] = None,
+    platform: Annotated[str | None, typer.Option(help="Platform, if not detectable.")] = None,
+    identity: Annotated[str | None, typer.Option(
+        help="Expected attester identity (default: the one the evidence names).")] = None,
+    context: Annotated[str, typer.Option(help="Binding context agreed with the attester.")] = "",
+    key_dir: KeyDirOption = DEFAULT_KEY_DIR,
+    root: Annotated[Path | None, typer.Option(
+        help="Software root certificate (PEM or DER) instead of --key-dir's.")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Appraisal policy (YAML).")] = None,
+    at: AtOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    ear: Annotated[Path | None, typer.Option(
+        help="Also write the result as a signed EAR JWT (key in --key-dir).")] = None,
+) -> None:
+    """Verify EVIDENCE and appraise it against a policy.
+
+    Exit status: 0 affirming, 3 warning, 1 rejected, 2 unusable input or usage."""
+    try:
+        when = _at(at)
+        evidence = load_evidence(_read(evidence_file), platform)
+        if evidence.platform != "software":
+            raise ConfigError(f"verifying {evidence.platform} evidence is not supported yet",
+                              expected="software")
+        expected = _expected_report_data(nonce, report_data, identity or evidence.attester,
+                                         context)
+        roots = [load_certificate(root)] if root else [KeyDir(key_dir).root_certificate()]
+        appraisal_policy = load_policy(policy) if policy else DEFAULT_POLICY
+        result = verify_and_appraise(evidence, SoftwareVerifier(roots), appraisal_policy,
+                                     report_data=expected, at=when)
+        if identity and result.attester not in (None, identity):
+            raise VerificationFailed("evidence comes from another site", expected=identity,
+                                     found=result.attester)
+        if ear is not None and result.verified:
+            _write_ear(ear, result, key_dir, expected, when)
+    except CCAttestError as error:
+        _fail(error)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json_dict(), indent=2) + "\n")
+    else:
+        print_result(out, result)
+        if policy is None and result.verified:
+            out.print("[yellow]no --policy given: the default policy accepts no platform; "
+                      "start one with `ccattest policy init`[/yellow]")
+    raise typer.Exit(exit_code(result))
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}", found=exc.strerror) from None
+
+
+def _expected_report_data(nonce: str | None, report_data: str | None, identity: str | None,
+                          context: str) -> bytes:
+    if (nonce is None) == (report_data is None):
+        raise ConfigError("give exactly one of --nonce and --report-data")
+    if report_data is not None:
+        return _hex(report_data, "--report-data")
+    if not identity:
+        raise ConfigError("the evidence names no attester", hint="pass --identity")
+    return bind(_hex(nonce or "", "--nonce"), identity, context)
+
+
+def _write_ear(path: Path, result: AttestationResult, key_dir: Path, report_data: bytes,
+               when: datetime) -> None:
+    from .tokens import load_or_create_signing_key, sign_results
+
+    key = load_or_create_signing_key(Path(key_dir).expanduser() / "verifier.key.pem")
+    path.write_text(sign_results([result], key, issued_at=when, nonce=report_data) + "\n")
+    err.print(f"wrote signed result to {path} (kid {key.kid})")
+
+
+@app.command("platforms")
+def list_platforms() -> None:
+    """List the evidence platforms this build knows."""
+    for entry in registered_platforms().values():
+        out.print(f"[bold]{entry.name}[/bold]  {entry.summary}")
+
+
+@policy_app.command("init")
+def policy_init(
+    platform: Annotated[list[str] | None, typer.Option(
+        help="Add a section for this platform (repeatable).")] = None,
+    measurement: Annotated[list[str] | None, typer.Option(
+        help="Reference measurement to allow, hex (repeatable).")] = None,
+) -> None:
+    """Print a commented starter policy."""
+    try:
+        sys.stdout.write(starter_policy(platform or [], measurement or []))
+    except CCAttestError as error:
+        _fail(error)
+
+
+@policy_app.command("check")
+def policy_check(path: Annotated[Path, typer.Argument(metavar="FILE")]) -> None:
+    """Validate a policy file; errors name the key and the line."""
+    try:
+        loaded = load_policy(path)
+    except CCAttestError as error:
+        _fail(error)
+    sections = [name for name in registered_platforms() if loaded.section(name) is not None]
+    out.print(f"[green]ok[/green]: {path} (policy id {loaded.id}; platform sections: "
+              f"{', '.join(sections) or 'none'})")
+
+
+@token_app.command("verify")
+def token_verify(
+    token: Annotated[str, typer.Argument(metavar="TOKEN", help="The JWT, or a file holding it.")],
+    jwks_file: Annotated[Path, typer.Option("--jwks", help="JWKS file of trusted keys.")],
+    audience: Annotated[str | None, typer.Option(help="Required audience.")] = None,
+    nonce: Annotated[str | None, typer.Option(help="Required eat_nonce, hex.")] = None,
+    at: AtOption = None,
+) -> None:
+    """Verify a signed attestation result (EAR JWT) and print its claims."""
+    from .tokens import load_jwks, verify_token
+
+    try:
+        text = _read(Path(token)).decode().strip() if _is_file(token) else token
+        claims = verify_token(text, load_jwks(jwks_file), at=_at(at), audience=audience,
+                              nonce=_hex(nonce, "--nonce") if nonce else None)
+    except CCAttestError as error:
+        _fail(error)
+    sys.stdout.write(json.dumps(claims, indent=2) + "\n")
+
+
+def _is_file(name: str) -> bool:
+    try:
+        return Path(name).is_file()
+    except (OSError, ValueError):  # a JWT is often longer than a file name may be
+        return False
+
+
+@token_app.command("jwks")
+def token_jwks(key_dir: KeyDirOption = DEFAULT_KEY_DIR) -> None:
+    """Print the JWKS of this verifier's result-signing key (created on first use)."""
+    from .tokens import jwks, load_or_create_signing_key
+
+    try:
+        key = load_or_create_signing_key(Path(key_dir).expanduser() / "verifier.key.pem")
+    except CCAttestError as error:
+        _fail(error)
+    sys.stdout.write(json.dumps(jwks([key]), indent=2) + "\n")
+
+
+@app.command()
+def demo(
+    work_dir: Annotated[Path, typer.Option(help="Where the demo keeps its keys and files.")] =
+    Path(".demo"),
+) -> None:
+    """Attest three software sites, one of them tampered, and show the verdicts."""
+    from .demo import run_demo
+
+    try:
+        failures = run_demo(work_dir, out)
+    except CCAttestError as error:
+        _fail(error)
+    raise typer.Exit(EXIT_OK if failures == 1 else EXIT_REJECTED)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,177 @@
+"""The command line through real subprocesses, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+NONCE = "11" * 32
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def run(*args: str, cwd: Path, check: int | None = 0) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOME": str(cwd), "COLUMNS": "200", "NO_COLOR": "1",
+           "PYTHONPATH": str(SRC)}
+    env.pop("CCATTEST_KEY_DIR", None)
+    proc = subprocess.run([sys.executable, "-m", "ccattest", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    if check is not None:
+        assert proc.returncode == check, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """A key dir, one evidence file, its measurement, and policies that affirm / warn."""
+    path = tmp_path_factory.mktemp("cli")
+    run("collect", "--nonce", NONCE, "--key-dir", "keys", "--site", "site-1",
+        "--setting", "job=fedavg", "-o", "evidence.json", cwd=path)
+    probe = run("verify", "evidence.json", "--nonce", NONCE, "--key-dir", "keys", "--json",
+                cwd=path, check=1)
+    measurement = json.loads(probe.stdout)["claims"]["measurement"]
+    policy = run("policy", "init", "--platform", "software", "--measurement", measurement,
+                 cwd=path)
+    (path / "policy.yaml").write_text(policy.stdout)
+    (path / "warn.yaml").write_text("software:\n  allow: true\n")
+    return path
+
+
+def test_help_reads_well(tmp_path):
+    proc = run("--help", cwd=tmp_path)
+    for command in ("collect", "verify", "policy", "token", "demo", "platforms"):
+        assert command in proc.stdout
+    assert "Exit status: 0 affirming, 3 warning, 1 rejected" in run(
+        "verify", "--help", cwd=tmp_path).stdout
+    assert run("--version", cwd=tmp_path).stdout.startswith("ccattest ")
+
+
+def test_collect_creates_the_dev_root_once(workspace):
+    assert (workspace / "keys" / "root.pem").is_file()
+    evidence = json.loads((workspace / "evidence.json").read_text())
+    assert evidence["platform"] == "software" and evidence["attester"] == "site-1"
+    assert (evidence["log"][-1]["kind"], evidence["log"][-1]["name"]) == ("setting", "job")
+    root = (workspace / "keys" / "root.pem").read_bytes()
+    run("collect", "--nonce", NONCE, "--key-dir", "keys", "--site", "site-1", "-o", "again.json",
+        cwd=workspace)
+    assert (workspace / "keys" / "root.pem").read_bytes() == root
+
+
+def test_verify_affirming_json_shape(workspace):
+    proc = run("verify", "evidence.json", "--nonce", NONCE, "--key-dir", "keys",
+               "--policy", "policy.yaml", "--json", cwd=workspace, check=0)
+    data = json.loads(proc.stdout)
+    assert {"platform", "status", "verified", "claims", "reasons", "collateral"} <= set(data)
+    assert data["status"] == "affirming" and data["verified"] is True
+    assert data["collateral"]["software_root"]["source"] == "configured"
+
+
+def test_verify_human_output_has_a_table(workspace):
+    proc = run("verify", "evidence.json", "--nonce", NONCE, "--key-dir", "keys",
+               "--policy", "policy.yaml", cwd=workspace, check=0)
+    assert "software evidence from site-1: AFFIRMING" in proc.stdout
+    assert "platform_allowed" in proc.stdout and "valid until" in proc.stdout
+
+
+def test_verify_with_root_pem_and_pinned_time(workspace):
+    run("verify", "evidence.json", "--nonce", NONCE, "--root", "keys/root.pem",
+        "--policy", "policy.yaml", "--at", "2027-01-01T00:00:00Z", cwd=workspace, check=0)
+
+
+def test_verify_exit_codes(workspace):
+    run("verify", "evidence.json", "--nonce", NONCE, "--key-dir", "keys",
+        "--policy", "warn.yaml", cwd=workspace, check=3)
+    wrong = run("verify", "evidence.json", "--nonce", "22" * 32, "--key-dir", "keys",
+                "--policy", "policy.yaml", "--json", cwd=workspace, check=1)
+    data = json.loads(wrong.stdout)
+    assert data["verified"] is False
+    assert "report_data does not bind" in data["reasons"][0]["message"]
+    run("verify", "evidence.json", "--nonce", NONCE, "--key-dir", "keys", cwd=workspace,
+        check=1)  # default policy: software not allowed
+    run("verify", "evidence.json", "--nonce", NONCE, "--key-dir", "keys",
+        "--at", "2040-01-01", cwd=workspace, check=1)  # certificates expired
+
+
+def test_verify_unusable_input_exits_2(workspace):
+    (workspace / "junk.bin").write_bytes(b"\x00\x01garbage")
+    proc = run("verify", "junk.bin", "--nonce", NONCE, "--key-dir", "keys", cwd=workspace,
+               check=2)
+    assert "cannot tell the platform" in proc.stderr and "hint:" in proc.stderr
+    short = run("verify", "evidence.json", "--nonce", "ab", "--key-dir", "keys",
+                cwd=workspace, check=2)
+    assert "nonce has the wrong length" in short.stderr
+    run("verify", "evidence.json", "--key-dir", "keys", cwd=workspace, check=2)
+    run("verify", "missing.json", "--nonce", NONCE, "--key-dir", "keys", cwd=workspace,
+        check=2)
+    run("verify", "evidence.json", "--nonce", NONCE, "--key-dir", "nokeys", cwd=workspace,
+        check=2)
+    run("verify", "evidence.json", "--nonce", NONCE, "--key-dir", "keys", "--at", "soon",
+        cwd=workspace, check=2)
+    run("verify", "--bogus-flag", cwd=workspace, check=2)
+
+
+def test_truncated_report_exits_2(workspace):
+    evidence = json.loads((workspace / "evidence.json").read_text())
+    evidence["report"] = evidence["report"][:40]
+    (workspace / "short.json").write_text(json.dumps(evidence))
+    proc = run("verify", "short.json", "--nonce", NONCE, "--key-dir", "keys", "--json",
+               cwd=workspace, check=2)
+    assert json.loads(proc.stdout)["status"] == "none"
+
+
+def test_bare_hex_report_with_identity(workspace):
+    import base64
+
+    evidence = json.loads((workspace / "evidence.json").read_text())
+    report = base64.b64decode(evidence["report"])
+    (workspace / "report.hex").write_text(report.hex())
+    # a bare report carries no certificate: unusable without its endorsements
+    proc = run("verify", "report.hex", "--nonce", NONCE, "--identity", "site-1",
+               "--key-dir", "keys", cwd=workspace, check=2)
+    assert "no site certificate" in proc.stderr or "site certificate" in proc.stdout
+
+
+def test_identity_pinning(workspace):
+    run("verify", "evidence.json", "--nonce", NONCE, "--identity", "site-2",
+        "--key-dir", "keys", "--policy", "policy.yaml", cwd=workspace, check=1)
+
+
+def test_policy_check(workspace):
+    assert "ok" in run("policy", "check", "policy.yaml", cwd=workspace).stdout
+    (workspace / "bad.yaml").write_text("software:\n  alow: true\n")
+    proc = run("policy", "check", "bad.yaml", cwd=workspace, check=2)
+    assert "line 2, software.alow: unknown key" in proc.stderr
+    run("policy", "init", "--platform", "tpm", cwd=workspace, check=2)
+
+
+def test_ear_token_round_trip(workspace):
+    run("verify", "evidence.json", "--nonce", NONCE, "--key-dir", "keys",
+        "--policy", "policy.yaml", "--ear", "result.jwt", cwd=workspace, check=0)
+    jwks = run("token", "jwks", "--key-dir", "keys", cwd=workspace).stdout
+    (workspace / "jwks.json").write_text(jwks)
+    claims = json.loads(run("token", "verify", "result.jwt", "--jwks", "jwks.json",
+                            cwd=workspace).stdout)
+    assert claims["submods"]["software"]["ear.status"] == "affirming"
+    token = (workspace / "result.jwt").read_text().strip()
+    tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    proc = run("token", "verify", tampered, "--jwks", "jwks.json", cwd=workspace, check=1)
+    assert "signature" in proc.stderr
+    run("token", "verify", "result.jwt", "--jwks", "jwks.json", "--at", "2099-01-01",
+        cwd=workspace, check=1)
+
+
+def test_platforms_and_unsupported(workspace):
+    assert "software" in run("platforms", cwd=workspace).stdout
+    run("collect", "--platform", "snp", "--nonce", NONCE, cwd=workspace, check=2)
+
+
+def test_demo(tmp_path):
+    proc = run("demo", "--work-dir", "demo", cwd=tmp_path, check=0)
+    assert "2 of 3 sites affirmed" in proc.stdout
+    assert "site-3" in proc.stdout and "CONTRAINDICATED" in proc.stdout
