@@ -1,0 +1,56 @@
+"""The software platform and the core around it, each beside the bare primitive it rests on."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ccattest.freshness import ChallengeIssuer
+from ccattest.pipeline import verify_and_appraise
+from ccattest.platforms.software.abi import SIGNED_SIZE, parse_report
+from ccattest.policy import Policy, SoftwarePolicy
+from ccattest.testing import SoftwareFixture
+from ccattest.tokens import KeySet, SigningKey, jwks, sign_results, verify_token
+
+from .harness import Row, compare
+
+
+def rows() -> list[Row]:
+    fixture = SoftwareFixture.create()
+    verifier = fixture.verifier()
+    evidence, report_data, _ = fixture.evidence()
+    report = parse_report(evidence.report)
+    public_key = fixture.site.key.public_key()
+    signed, signature = evidence.report[:SIGNED_SIZE], report.signature
+    policy = Policy(software=SoftwarePolicy(allow=True, measurements=[fixture.measurement]))
+    at = fixture.now
+
+    def bare_ed25519() -> None:
+        public_key.verify(signature, signed)
+
+    result = verify_and_appraise(evidence, verifier, policy, report_data=report_data, at=at)
+    key = SigningKey.generate("ES256")
+    key_set = KeySet(jwks([key]))
+    token = sign_results([result], key, issued_at=at)
+    ecdsa_message = token.rsplit(".", 1)[0].encode()
+    ecdsa_signature = key.private_key.sign(ecdsa_message, ec.ECDSA(hashes.SHA256()))
+
+    def bare_p256() -> None:
+        key.public_key.verify(ecdsa_signature, ecdsa_message, ec.ECDSA(hashes.SHA256()))
+
+    issuer = ChallengeIssuer()
+
+    def challenge_round_trip() -> None:
+        issuer.redeem(issuer.issue("bench", at=at).nonce, "bench", at=at)
+
+    return [
+        compare("software verify", lambda: verifier.verify(
+            evidence, report_data=report_data, at=at), "bare Ed25519 verify", bare_ed25519),
+        compare("software verify + appraise", lambda: verify_and_appraise(
+            evidence, verifier, policy, report_data=report_data, at=at),
+            "bare Ed25519 verify", bare_ed25519),
+        compare("EAR token verify (ES256)", lambda: verify_token(token, key_set, at=at),
+                "bare ECDSA P-256 verify", bare_p256),
+        compare("challenge issue + redeem", challenge_round_trip,
+                "bare Ed25519 verify", bare_ed25519),
+    ]
