@@ -19,9 +19,9 @@ STATUS_STYLE = {
 }
 
 
-def status_text(result: AttestationResult) -> Text:
+def status_text(result: AttestationResult, *, mark_unverified: bool = True) -> Text:
     label = result.status.value.upper()
-    if not result.verified:
+    if mark_unverified and not result.verified:
         label += " (not verified)"
     return Text(label, style=STATUS_STYLE[result.status])
 
@@ -47,15 +47,16 @@ def print_result(console: Console, result: AttestationResult) -> None:
 
 def results_table(rows: Sequence[tuple[str, AttestationResult]], title: str) -> Table:
     table = Table(title=title, header_style="bold")
-    for column in ("site", "platform", "status", "verified", "measurement", "why"):
-        table.add_column(column, overflow="fold")
+    for column in ("site", "platform", "status", "verified", "measurement"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("why", overflow="fold", ratio=1)
     for site, result in rows:
         failures = result.failures()
         why = "; ".join(reason.message for reason in failures) or "all checks passed"
         measurement = str(result.claims.get("measurement", "-"))
-        table.add_row(site, result.platform, status_text(result),
+        table.add_row(site, result.platform, status_text(result, mark_unverified=False),
                       "yes" if result.verified else "no",
-                      measurement[:16] + ("..." if len(measurement) > 16 else ""), why)
+                      measurement[:8] + ("…" if len(measurement) > 8 else ""), why)
     return table
 
 
