@@ -12,7 +12,7 @@ CORE = (
     "ccattest/errors.py", "ccattest/evidence.py", "ccattest/encoding.py", "ccattest/result.py",
     "ccattest/freshness.py", "ccattest/tokens.py", "ccattest/timeutil.py",
     "ccattest/pipeline.py", "ccattest/policy/", "ccattest/platforms/base.py",
-    "ccattest/platforms/software/",
+    "ccattest/platforms/software/", "ccattest/mesh/",
 )
 
 

@@ -1,0 +1,109 @@
+"""One site's attestation agent: collects its own evidence, judges peers' against its policy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..evidence import Evidence, bind
+from ..pipeline import verify_and_appraise
+from ..platforms.base import Attester, Verifier
+from ..policy import Policy, check_required_platforms
+from ..result import AttestationResult, Reason
+from .roster import Roster
+
+
+@dataclass(frozen=True)
+class SiteVerdict:
+    """A verifier's judgement of one peer: a result per platform plus site-level reasons."""
+
+    site: str
+    at: datetime
+    results: tuple[AttestationResult, ...] = ()
+    reasons: tuple[Reason, ...] = ()
+    cc_enabled: bool = True
+
+    @property
+    def affirming(self) -> bool:
+        if not self.cc_enabled:
+            return False
+        return bool(self.results) and all(r.affirming for r in self.results) and all(
+            reason.passed for reason in self.reasons)
+
+    @property
+    def status(self) -> str:
+        if not self.cc_enabled:
+            return "not-cc"
+        if self.affirming:
+            return "affirming"
+        statuses = [r.status.value for r in self.results]
+        for tier in ("contraindicated", "warning", "none"):
+            if tier in statuses:
+                return tier
+        return "contraindicated"
+
+    @property
+    def expires_at(self) -> datetime:
+        return min((r.expires_at for r in self.results), default=self.at)
+
+    def is_fresh(self, at: datetime) -> bool:
+        return self.affirming and self.at <= at < self.expires_at
+
+    def failures(self) -> list[str]:
+        messages = [reason.message for reason in self.reasons if not reason.passed]
+        for result in self.results:
+            messages += [f"{result.platform}: {r.message}" for r in result.failures()]
+        return messages
+
+    def summary(self) -> dict[str, object]:
+        return {"site": self.site, "status": self.status, "affirming": self.affirming,
+                "at": self.at.isoformat(), "failures": self.failures()[:8]}
+
+
+@dataclass
+class SiteAgent:
+    identity: str
+    attesters: Sequence[Attester]
+    verifiers: Mapping[str, Verifier]
+    policy: Policy
+    roster: Roster = field(default_factory=Roster)
+
+    @property
+    def cc_enabled(self) -> bool:
+        return bool(self.attesters)
+
+    def collect(self, nonce: bytes, context: str) -> list[Evidence]:
+        """One evidence per local platform, all bound to the same challenge."""
+        report_data = bind(nonce, self.identity, context)
+        return [attester.collect(report_data) for attester in self.attesters]
+
+    def judge(self, peer: str, evidence: Sequence[Evidence], *, nonce: bytes, context: str,
+              at: datetime) -> SiteVerdict:
+        spec = self.roster.spec(peer)
+        if not spec.cc_enabled:
+            return SiteVerdict(peer, at, cc_enabled=False)
+        report_data = bind(nonce, peer, context)
+        results, reasons = [], []
+        presented = [item.platform for item in evidence]
+        for item in evidence:
+            verifier = self.verifiers.get(item.platform)
+            if verifier is None or item.platform not in spec.platforms:
+                reasons.append(Reason(f"platform:{item.platform}", False,
+                                      f"{peer} presented {item.platform} evidence, which this "
+                                      "site does not accept from it",
+                                      expected=", ".join(spec.platforms), found=item.platform))
+                continue
+            result = verify_and_appraise(item, verifier, self.policy, report_data=report_data,
+                                         at=at)
+            results.append(result)
+            if result.attester is not None and result.attester != peer:
+                reasons.append(Reason("identity", False, "evidence names another site",
+                                      expected=peer, found=result.attester))
+        for platform in spec.platforms:
+            if platform not in presented:
+                reasons.append(Reason(f"platform:{platform}", False,
+                                      f"{peer} presented no {platform} evidence",
+                                      expected=platform, found=", ".join(presented) or "none"))
+        reasons += check_required_platforms(self.policy, results)
+        return SiteVerdict(peer, at, tuple(results), tuple(reasons))

@@ -1,0 +1,85 @@
+"""What one site currently believes about every peer, shared across threads.
+
+Entries are definitive only when the verdict answered a challenge this site issued (or a
+round transcript holding its own contribution); registration's time-bounded evidence is
+provisional and never lets a job through.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from .agent import SiteVerdict
+
+
+@dataclass(frozen=True)
+class TrustEntry:
+    verdict: SiteVerdict
+    definitive: bool
+    last_good: datetime | None
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    verifier: str
+    peer: str
+    status: str
+    at: datetime
+    last_good: datetime | None
+
+
+class TrustBook:
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self._lock = threading.Lock()
+        self._entries: dict[str, TrustEntry] = {}
+        self._excluded: dict[str, str] = {}
+        self._matrix: dict[tuple[str, str], MatrixCell] = {}
+
+    def record(self, verdict: SiteVerdict, *, definitive: bool, verifier: str | None = None
+               ) -> None:
+        verifier = verifier or self.owner
+        with self._lock:
+            key = (verifier, verdict.site)
+            previous = self._matrix.get(key)
+            last_good = verdict.at if verdict.affirming else (
+                previous.last_good if previous else None)
+            self._matrix[key] = MatrixCell(verifier, verdict.site, verdict.status, verdict.at,
+                                           last_good)
+            if verifier == self.owner:
+                self._entries[verdict.site] = TrustEntry(verdict, definitive, last_good)
+
+    def record_remote(self, verifier: str, peer: str, status: str, at: datetime,
+                      affirming: bool) -> None:
+        """A cell of the trust matrix reported by another site (display only)."""
+        with self._lock:
+            previous = self._matrix.get((verifier, peer))
+            last_good = at if affirming else (previous.last_good if previous else None)
+            self._matrix[(verifier, peer)] = MatrixCell(verifier, peer, status, at, last_good)
+
+    def entry(self, site: str) -> TrustEntry | None:
+        with self._lock:
+            return self._entries.get(site)
+
+    def is_trusted(self, site: str, at: datetime) -> bool:
+        with self._lock:
+            entry = self._entries.get(site)
+            return (site not in self._excluded and entry is not None and entry.definitive
+                    and entry.verdict.is_fresh(at))
+
+    def exclude(self, site: str, reason: str) -> bool:
+        """True when the site was not excluded before."""
+        with self._lock:
+            new = site not in self._excluded
+            self._excluded.setdefault(site, reason)
+            return new
+
+    def excluded(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._excluded)
+
+    def matrix(self) -> list[MatrixCell]:
+        with self._lock:
+            return sorted(self._matrix.values(), key=lambda c: (c.verifier, c.peer))

@@ -1,0 +1,161 @@
+"""An in-process federation on the software TEE: the mesh core without NVFlare.
+
+Used by the mesh tests and by `make bench` (collective-nonce rounds against all-pairs).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from ..errors import CCAttestError
+from ..evidence import Evidence
+from ..mesh.actions import ActionConfig, Cause, FailureHandler
+from ..mesh.agent import SiteAgent
+from ..mesh.registration import RegistrationClient, RegistrationServer
+from ..mesh.roster import Roster, SiteSpec
+from ..mesh.rounds import RoundCoordinator, RoundParticipant, RoundReport
+from ..mesh.transport import LocalTransport, MessageCounter
+from ..mesh.trustbook import TrustBook
+from ..platforms.software.measure import measure_setting
+from ..platforms.software.pki import create_root
+from ..policy import Policy, SoftwarePolicy
+from ..timeutil import utcnow
+from .software import SoftwareFixture
+
+SERVER = "server"
+HONEST = [measure_setting("app", "fedavg v1")]
+TAMPERED = [measure_setting("app", "fedavg v1 + exfiltration")]
+
+
+class SlowAttester:
+    """Adds a fixed collection delay, like a real device (SNP ~5 ms, GPU ~200 ms)."""
+
+    platform: ClassVar[str] = "software"
+
+    def __init__(self, inner: Any, delay: float) -> None:
+        self.inner = inner
+        self.delay = delay
+        self.collections = 0
+
+    def collect(self, report_data: bytes) -> Evidence:
+        self.collections += 1
+        if self.delay:
+            time.sleep(self.delay)
+        return self.inner.collect(report_data)
+
+
+@dataclass
+class RecordingEffects:
+    """Effects that record what was decided and apply exclusions to the site's trust book."""
+
+    trust: TrustBook
+    calls: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def alert(self, site: str, cause: Cause, detail: str) -> None:
+        self.calls.append(("alert", site, f"{cause.value}: {detail}"))
+
+    def exclude_site(self, site: str, detail: str) -> None:
+        self.trust.exclude(site, detail)
+        self.calls.append(("exclude_site", site, detail))
+
+    def stop_jobs(self, site: str, detail: str) -> None:
+        self.calls.append(("stop_jobs", site, detail))
+
+    def shutdown(self, detail: str) -> None:
+        self.calls.append(("shutdown", "*", detail))
+
+    def actions(self) -> list[tuple[str, str]]:
+        return [(kind, site) for kind, site, _ in self.calls if kind != "alert"]
+
+
+@dataclass
+class SimSite:
+    name: str
+    fixture: SoftwareFixture | None
+    attester: SlowAttester | None
+    agent: SiteAgent
+    trust: TrustBook
+    effects: RecordingEffects
+    handler: FailureHandler
+    participant: RoundParticipant
+
+
+class SimulatedFederation:
+    def __init__(self, sites: dict[str, SimSite], *, delay: float, roster: Roster) -> None:
+        self.sites = sites
+        self.roster = roster
+        self.counter = MessageCounter()
+        handlers = {name: self._handler(site) for name, site in sites.items()}
+        self.transports = {name: LocalTransport(name, handlers, delay=delay, counter=self.counter)
+                           for name in sites}
+        server = sites[SERVER]
+        self.registration = RegistrationServer(server.agent, server.trust)
+        self.coordinator = RoundCoordinator(server.participant, self.transports[SERVER], roster,
+                                            members=lambda: list(self.sites),
+                                            handler=server.handler)
+
+    @classmethod
+    def create(cls, n_clients: int, *, collect_delay: float = 0.0, message_delay: float = 0.0,
+               not_cc: Sequence[str] = (), tampered: Sequence[str] = (),
+               actions: ActionConfig | None = None) -> SimulatedFederation:
+        now = utcnow()
+        root = create_root(now)
+        names = [SERVER] + [f"site-{i}" for i in range(1, n_clients + 1)]
+        roster = Roster([SiteSpec(n, n not in not_cc) for n in names])
+        reference = SoftwareFixture.create(SERVER, now=now, root=root, items=HONEST)
+        policy = Policy(id="sim", software=SoftwarePolicy(
+            allow=True, measurements=[reference.measurement]))
+        sites = {}
+        for name in names:
+            fixture = attester = None
+            attesters: list[Any] = []
+            if name not in not_cc:
+                items = TAMPERED if name in tampered else HONEST
+                fixture = SoftwareFixture.create(name, now=now, root=root, items=items)
+                attester = SlowAttester(fixture.attester, collect_delay)
+                attesters = [attester]
+            verifiers = {"software": reference.verifier()}
+            agent = SiteAgent(name, attesters, verifiers, policy, roster)
+            trust = TrustBook(name)
+            effects = RecordingEffects(trust)
+            handler = FailureHandler(actions or ActionConfig(), effects)
+            participant = RoundParticipant(agent, trust, handler=handler)
+            sites[name] = SimSite(name, fixture, attester, agent, trust, effects, handler,
+                                  participant)
+        return cls(sites, delay=message_delay, roster=roster)
+
+    def _handler(self, site: SimSite):
+        def handle(sender: str, topic: str, body: dict[str, Any]) -> dict[str, Any]:
+            if topic == "register.confirm" and site.name == SERVER:
+                verdict = self.registration.on_confirm(sender, body, utcnow())
+                return verdict.summary()
+            return site.participant.handle(sender, topic, body)
+        return handle
+
+    def register(self, client: str, at: datetime | None = None) -> tuple[bool, str]:
+        """The full registration exchange for one client; (accepted, why)."""
+        at = at or utcnow()
+        site = self.sites[client]
+        reg = RegistrationClient(site.agent, SERVER, site.trust)
+        try:
+            reply = self.registration.on_hello(client, reg.hello(at), at)
+            reg.on_reply(reply, at)
+            if "challenge" in reply:
+                self.transports[client].request(SERVER, "register.confirm", reg.confirm(reply),
+                                                timeout=10)
+        except CCAttestError as error:
+            return False, str(error)
+        return True, "registered"
+
+    def round(self) -> RoundReport:
+        return self.coordinator.run_round()
+
+    def collections(self) -> int:
+        return sum(site.attester.collections for site in self.sites.values() if site.attester)
+
+    def close(self) -> None:
+        self.coordinator.close()
