@@ -1,16 +1,18 @@
 from rich.console import Console
 
-from . import bench_software
+from . import bench_federation, bench_software
 from .harness import RESULTS, record, show
 
 
 def main() -> None:
     console = Console()
-    with console.status("running benchmarks (a few seconds each)..."):
+    with console.status("timing verification against bare primitives..."):
         rows = bench_software.rows()
     show(console, rows)
-    record(rows)
-    console.print(f"wrote {len(rows)} figures to {RESULTS}")
+    with console.status("simulated federations: 10 to 200 sites, both protocols (~2 min)..."):
+        federation = bench_federation.rows(console)
+    record([*rows, *federation])
+    console.print(f"wrote {len(rows) + len(federation)} figures to {RESULTS}")
 
 
 main()

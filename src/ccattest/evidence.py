@@ -107,17 +107,7 @@ class Evidence:
     log: tuple[Mapping[str, str], ...] = ()
 
     def to_json(self) -> str:
-        body: dict[str, Any] = {
-            "format": ENVELOPE_FORMAT,
-            "platform": self.platform,
-            "report": base64.b64encode(self.report).decode(),
-            "endorsements": {k: base64.b64encode(v).decode() for k, v in self.endorsements.items()},
-        }
-        if self.attester is not None:
-            body["attester"] = self.attester
-        if self.log:
-            body["log"] = [dict(entry) for entry in self.log]
-        return json.dumps(body, indent=2, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Evidence:
@@ -133,6 +123,24 @@ class Evidence:
         except (ValueError, RecursionError) as exc:
             raise MalformedEvidence("evidence envelope is not JSON", found=str(exc)) from None
         return _envelope_from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Evidence:
+        """An envelope already decoded from JSON (e.g. inside a larger message)."""
+        return _envelope_from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "format": ENVELOPE_FORMAT,
+            "platform": self.platform,
+            "report": base64.b64encode(self.report).decode(),
+            "endorsements": {k: base64.b64encode(v).decode() for k, v in self.endorsements.items()},
+        }
+        if self.attester is not None:
+            body["attester"] = self.attester
+        if self.log:
+            body["log"] = [dict(entry) for entry in self.log]
+        return body
 
 
 def _envelope_from_dict(data: Any) -> Evidence:

@@ -6,6 +6,7 @@ the transport (NVFlare cells, in-process calls) never sees ccattest types.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,7 @@ ROUND_CONTEXT = "ccattest/round/"
 
 
 def evidence_to_wire(evidence: Sequence[Evidence]) -> list[dict[str, Any]]:
-    return [json.loads(item.to_json()) for item in evidence]
+    return [item.to_dict() for item in evidence]
 
 
 def evidence_from_wire(data: Any) -> list[Evidence]:
@@ -30,7 +31,7 @@ def evidence_from_wire(data: Any) -> list[Evidence]:
         raise MalformedEvidence("evidence list is malformed",
                                 expected=f"a list of at most {MAX_EVIDENCE_PER_SITE} envelopes",
                                 found=type(data).__name__)
-    return [Evidence.from_json(json.dumps(item)) for item in data]
+    return [Evidence.from_dict(item) for item in data]
 
 
 def _hex(value: Any, size: int, what: str) -> bytes:
@@ -91,9 +92,14 @@ class Transcript:
         pairs = tuple((site, _hex(value, 32, f"contribution of {site}")) for site, value in entries)
         return cls(data["round_id"], pairs, _time(data.get("deadline"), "transcript deadline"))
 
-    def nonce(self) -> bytes:
+    @functools.cached_property
+    def _digest(self) -> bytes:
         canonical = json.dumps(self.to_wire(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).digest()
+
+    def nonce(self) -> bytes:
+        """SHA-256 of the canonical transcript (computed once: every peer check needs it)."""
+        return self._digest
 
     @property
     def context(self) -> str:

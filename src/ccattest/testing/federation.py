@@ -5,6 +5,7 @@ Used by the mesh tests and by `make bench` (collective-nonce rounds against all-
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,9 @@ TAMPERED = [measure_setting("app", "fedavg v1 + exfiltration")]
 
 
 class SlowAttester:
-    """Adds a fixed collection delay, like a real device (SNP ~5 ms, GPU ~200 ms)."""
+    """Adds a fixed collection delay, like a real device (SNP ~5 ms, GPU ~200 ms). One
+    device answers one request at a time, so concurrent collections queue, as they do on
+    /dev/sev-guest or NVML."""
 
     platform: ClassVar[str] = "software"
 
@@ -40,12 +43,14 @@ class SlowAttester:
         self.inner = inner
         self.delay = delay
         self.collections = 0
+        self._device = threading.Lock()
 
     def collect(self, report_data: bytes) -> Evidence:
-        self.collections += 1
-        if self.delay:
-            time.sleep(self.delay)
-        return self.inner.collect(report_data)
+        with self._device:
+            self.collections += 1
+            if self.delay:
+                time.sleep(self.delay)
+            return self.inner.collect(report_data)
 
 
 @dataclass
@@ -85,7 +90,8 @@ class SimSite:
 
 
 class SimulatedFederation:
-    def __init__(self, sites: dict[str, SimSite], *, delay: float, roster: Roster) -> None:
+    def __init__(self, sites: dict[str, SimSite], *, delay: float, roster: Roster,
+                 fan_out: int = 16) -> None:
         self.sites = sites
         self.roster = roster
         self.counter = MessageCounter()
@@ -96,12 +102,12 @@ class SimulatedFederation:
         self.registration = RegistrationServer(server.agent, server.trust)
         self.coordinator = RoundCoordinator(server.participant, self.transports[SERVER], roster,
                                             members=lambda: list(self.sites),
-                                            handler=server.handler)
+                                            handler=server.handler, max_workers=fan_out)
 
     @classmethod
     def create(cls, n_clients: int, *, collect_delay: float = 0.0, message_delay: float = 0.0,
                not_cc: Sequence[str] = (), tampered: Sequence[str] = (),
-               actions: ActionConfig | None = None) -> SimulatedFederation:
+               actions: ActionConfig | None = None, fan_out: int = 16) -> SimulatedFederation:
         now = utcnow()
         root = create_root(now)
         names = [SERVER] + [f"site-{i}" for i in range(1, n_clients + 1)]
@@ -126,7 +132,7 @@ class SimulatedFederation:
             participant = RoundParticipant(agent, trust, handler=handler)
             sites[name] = SimSite(name, fixture, attester, agent, trust, effects, handler,
                                   participant)
-        return cls(sites, delay=message_delay, roster=roster)
+        return cls(sites, delay=message_delay, roster=roster, fan_out=fan_out)
 
     def _handler(self, site: SimSite):
         def handle(sender: str, topic: str, body: dict[str, Any]) -> dict[str, Any]:
