@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import platform as host_platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -54,6 +54,21 @@ class SoftwareAttester:
             attester=self.site.identity,
             log=tuple(item.to_log() for item in self.items),
         )
+
+
+class LiveSoftwareAttester(SoftwareAttester):
+    """Re-measures its declared items at every collection, so a file changed after start
+    shows up in the next evidence (as a runtime measurement register would)."""
+
+    def __init__(self, site: SiteCredentials, measure: Callable[[], Sequence[MeasuredItem]],
+                 *, svn: int = 0, debug: bool = False) -> None:
+        super().__init__(site, measure(), svn=svn, debug=debug)
+        self._measure = measure
+
+    def collect(self, report_data: bytes) -> Evidence:
+        self.items = tuple(self._measure())
+        self.measurement = replay(self.items)
+        return super().collect(report_data)
 
 
 def default_items(extra_files: Sequence[Path] = (),

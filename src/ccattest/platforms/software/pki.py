@@ -122,7 +122,7 @@ def _key_pem(key: ed25519.Ed25519PrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def _load_key(path: Path) -> ed25519.Ed25519PrivateKey:
+def load_private_key(path: Path) -> ed25519.Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
@@ -165,7 +165,7 @@ class KeyDir:
     def ensure_root(self, now: dt.datetime) -> Root:
         key_path = self.path / "root.key.pem"
         if self.root_cert_path.exists():
-            return Root(self.root_certificate(), _load_key(key_path))
+            return Root(self.root_certificate(), load_private_key(key_path))
         root = create_root(now)
         _write_private(key_path, _key_pem(root.key))
         pem = root.certificate.public_bytes(serialization.Encoding.PEM)
@@ -176,7 +176,8 @@ class KeyDir:
         site_dir = self._site_dir(identity)
         cert_path, key_path = site_dir / "site.pem", site_dir / "site.key.pem"
         if cert_path.exists():
-            return SiteCredentials(identity, load_certificate(cert_path), _load_key(key_path))
+            return SiteCredentials(identity, load_certificate(cert_path),
+                                   load_private_key(key_path))
         site = issue_site(self.ensure_root(now), identity, now)
         _write_private(key_path, _key_pem(site.key))
         _write_public(cert_path, site.certificate.public_bytes(serialization.Encoding.PEM))

@@ -1,0 +1,128 @@
+"""A site's CC configuration (`cc_config.yaml`, written at provisioning) and the agent it
+builds. Paths are relative to the file. A site with no `collect` section is not CC-enabled.
+
+    site: site-1
+    policy: policy.yaml
+    collect:
+      software: {key_dir: keys, svn: 0, measure: [app/train.py], settings: {job: fedavg}}
+    verify:
+      software: {roots: [software-root.pem]}
+    roster:
+      require_all_cc: false
+      sites: {server: {platforms: [software]}, site-3: {cc_enabled: false}}
+    rounds: {interval_seconds: 60, jitter: 0.1, deadline_seconds: 30}
+    actions: {on_rejected: exclude_site, on_unreachable: exclude_site}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import ConfigError
+from ..platforms.software.collect import LiveSoftwareAttester
+from ..platforms.software.measure import MeasuredItem, measure_file, measure_setting
+from ..platforms.software.pki import SiteCredentials, load_certificate, load_private_key
+from ..platforms.software.verify import SoftwareVerifier
+from ..policy import load_policy
+from .actions import ActionConfig
+from .agent import SiteAgent
+from .roster import Roster
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SoftwareCollect(_Strict):
+    key_dir: str
+    svn: int = Field(default=0, ge=0, lt=2**32)
+    measure: list[str] = Field(default_factory=list)
+    settings: dict[str, str] = Field(default_factory=dict)
+
+
+class SoftwareVerify(_Strict):
+    roots: list[str] = Field(min_length=1)
+
+
+class CollectConfig(_Strict):
+    software: SoftwareCollect | None = None
+
+
+class VerifyConfig(_Strict):
+    software: SoftwareVerify | None = None
+
+
+class RosterEntry(_Strict):
+    cc_enabled: bool = True
+    platforms: list[str] = Field(default_factory=lambda: ["software"])
+
+
+class RosterConfig(_Strict):
+    require_all_cc: bool = False
+    sites: dict[str, RosterEntry] = Field(default_factory=dict)
+
+
+class RoundsConfig(_Strict):
+    interval_seconds: float = Field(default=60.0, gt=0)
+    jitter: float = Field(default=0.1, ge=0, lt=1)
+    deadline_seconds: float = Field(default=30.0, gt=0)
+    registration_window_seconds: float = Field(default=120.0, gt=0)
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class CCConfig(_Strict):
+    site: str
+    policy: str
+    collect: CollectConfig = Field(default_factory=CollectConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    roster: RosterConfig = Field(default_factory=RosterConfig)
+    rounds: RoundsConfig = Field(default_factory=RoundsConfig)
+    actions: ActionConfig = Field(default_factory=ActionConfig)
+
+
+def load_cc_config(path: Path | str) -> tuple[CCConfig, Path]:
+    """The config and the folder its relative paths start from."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read CC config {path}", found=str(exc)) from None
+    try:
+        return CCConfig.model_validate(data), path.parent
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors())
+        raise ConfigError(f"{path}: invalid CC config", found=problems) from None
+
+
+def roster_of(config: CCConfig) -> Roster:
+    sites = {name: entry.model_dump() for name, entry in config.roster.sites.items()}
+    return Roster.from_mapping(sites, require_all_cc=config.roster.require_all_cc)
+
+
+def software_attester(site: str, spec: SoftwareCollect, base: Path) -> LiveSoftwareAttester:
+    key_dir = base / spec.key_dir
+    credentials = SiteCredentials(site, load_certificate(key_dir / "site.pem"),
+                                  load_private_key(key_dir / "site.key.pem"))
+
+    def measure() -> list[MeasuredItem]:
+        items = [measure_file(base / name, name) for name in spec.measure]
+        return items + [measure_setting(k, v) for k, v in sorted(spec.settings.items())]
+
+    return LiveSoftwareAttester(credentials, measure, svn=spec.svn)
+
+
+def build_agent(config: CCConfig, base: Path) -> SiteAgent:
+    attesters: list[Any] = []
+    if config.collect.software is not None:
+        attesters.append(software_attester(config.site, config.collect.software, base))
+    verifiers: dict[str, Any] = {}
+    if config.verify.software is not None:
+        roots = [load_certificate(base / root) for root in config.verify.software.roots]
+        verifiers["software"] = SoftwareVerifier(roots)
+    return SiteAgent(config.site, attesters, verifiers, load_policy(base / config.policy),
+                     roster_of(config))
