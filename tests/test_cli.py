@@ -175,3 +175,25 @@ def test_demo(tmp_path):
     proc = run("demo", "--work-dir", "demo", cwd=tmp_path, check=0)
     assert "2 of 3 sites affirmed" in proc.stdout
     assert "site-3" in proc.stdout and "CONTRAINDICATED" in proc.stdout
+
+
+@pytest.mark.vectors
+def test_verify_real_snp_report_with_certs(vectors, tmp_path):
+    data = vectors / "sev-snp/virtee-sev/tests/certs_data"
+    report_data = ("d447b55d197491bfe15cf298f9de9986b7a7c4be2468b4f6e2d53b71d7c64581"
+                   "0b0f2cdfca0040433be063fc1a8293f0f3f8dae7b79fecb3d1cd82bd6a93ebfd")
+    measurement = ("7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d"
+                   "3e1a0dc39b2c60bd95b9c480cd81841f")
+    policy = run("policy", "init", "--platform", "snp", "--measurement", measurement,
+                 cwd=tmp_path).stdout
+    (tmp_path / "snp.yaml").write_text(policy)
+    args = ("verify", str(data / "report_milan.hex"), "--platform", "snp", "--certs",
+            str(data / "vcek_milan.der"), "--report-data", report_data, "--at", "2026-11-26",
+            "--json")
+    proc = run(*args, "--policy", "snp.yaml", cwd=tmp_path, check=0)
+    claims = json.loads(proc.stdout)["claims"]
+    assert claims["measurement"] == measurement and claims["product"] == "Milan"
+    run(*args, cwd=tmp_path, check=1)  # no policy: SNP not accepted
+    run(*args[:-3], "--at", "2031-01-01", "--policy", "snp.yaml", cwd=tmp_path, check=1)
+    run("verify", str(data / "report_milan.hex"), "--platform", "snp", "--report-data",
+        report_data, "--at", "2026-11-26", cwd=tmp_path, check=2)  # no VCEK: unusable

@@ -13,6 +13,7 @@ CORE = (
     "ccattest/freshness.py", "ccattest/tokens.py", "ccattest/timeutil.py",
     "ccattest/pipeline.py", "ccattest/policy/", "ccattest/platforms/base.py",
     "ccattest/platforms/software/", "ccattest/mesh/",
+    "ccattest/platforms/snp/", "ccattest/provisioning.py",
 )
 
 

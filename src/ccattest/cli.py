@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import socket
 import sys
@@ -15,8 +17,9 @@ from rich.console import Console
 from . import __version__
 from .encoding import load_evidence
 from .errors import CCAttestError, ConfigError, VerificationFailed
-from .evidence import bind
+from .evidence import Evidence, bind
 from .pipeline import verify_and_appraise
+from .platforms.base import Verifier
 from .platforms.base import platforms as registered_platforms
 from .platforms.software.collect import SoftwareAttester, default_items
 from .platforms.software.pki import DEFAULT_KEY_DIR, KeyDir, load_certificate
@@ -147,6 +150,9 @@ def verify(
     key_dir: KeyDirOption = DEFAULT_KEY_DIR,
     root: Annotated[Path | None, typer.Option(
         help="Software root certificate (PEM or DER) instead of --key-dir's.")] = None,
+    certs: Annotated[list[Path] | None, typer.Option(
+        "--certs", help="Certificates for the evidence (e.g. SNP VCEK, ASK/ARK chain; "
+        "PEM or DER; repeatable).")] = None,
     policy: Annotated[Path | None, typer.Option(help="Appraisal policy (YAML).")] = None,
     at: AtOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -158,15 +164,12 @@ def verify(
     Exit status: 0 affirming, 3 warning, 1 rejected, 2 unusable input or usage."""
     try:
         when = _at(at)
-        evidence = load_evidence(_read(evidence_file), platform)
-        if evidence.platform != "software":
-            raise ConfigError(f"verifying {evidence.platform} evidence is not supported yet",
-                              expected="software")
+        evidence = _with_certs(load_evidence(_read(evidence_file), platform), certs or [])
         expected = _expected_report_data(nonce, report_data, identity or evidence.attester,
                                          context)
-        roots = [load_certificate(root)] if root else [KeyDir(key_dir).root_certificate()]
+        verifier = _verifier(evidence.platform, root, key_dir)
         appraisal_policy = load_policy(policy) if policy else DEFAULT_POLICY
-        result = verify_and_appraise(evidence, SoftwareVerifier(roots), appraisal_policy,
+        result = verify_and_appraise(evidence, verifier, appraisal_policy,
                                      report_data=expected, at=when)
         if identity and result.attester not in (None, identity):
             raise VerificationFailed("evidence comes from another site", expected=identity,
@@ -192,6 +195,35 @@ def _read(path: Path) -> bytes:
         raise ConfigError(f"cannot read {path}", found=exc.strerror) from None
 
 
+def _with_certs(evidence: Evidence, paths: list[Path]) -> Evidence:
+    if not paths:
+        return evidence
+    bundle = b"".join(_as_pem(_read(path)) for path in paths)
+    return dataclasses.replace(evidence, endorsements={**evidence.endorsements,
+                                                       "cert_chain": bundle})
+
+
+def _as_pem(data: bytes) -> bytes:
+    if b"-----BEGIN" in data:
+        return data if data.endswith(b"\n") else data + b"\n"
+    body = base64.encodebytes(data).decode().replace("\n", "")
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return ("-----BEGIN CERTIFICATE-----\n" + "\n".join(lines)
+            + "\n-----END CERTIFICATE-----\n").encode()
+
+
+def _verifier(platform: str, root: Path | None, key_dir: Path) -> Verifier:
+    if platform == "software":
+        roots = [load_certificate(root)] if root else [KeyDir(key_dir).root_certificate()]
+        return SoftwareVerifier(roots)
+    if platform == "snp":
+        from .platforms.snp.verify import SnpVerifier
+
+        return SnpVerifier()
+    raise ConfigError(f"verifying {platform} evidence is not supported yet",
+                      expected="software or snp")
+
+
 def _expected_report_data(nonce: str | None, report_data: str | None, identity: str | None,
                           context: str) -> bytes:
     if (nonce is None) == (report_data is None):
@@ -199,7 +231,8 @@ def _expected_report_data(nonce: str | None, report_data: str | None, identity: 
     if report_data is not None:
         return _hex(report_data, "--report-data")
     if not identity:
-        raise ConfigError("the evidence names no attester", hint="pass --identity")
+        raise ConfigError("the evidence names no attester",
+                          hint="pass --identity (the name the attester bound) or --report-data")
     return bind(_hex(nonce or "", "--nonce"), identity, context)
 
 

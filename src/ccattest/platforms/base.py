@@ -108,6 +108,14 @@ def detect_platform(report: bytes) -> str:
 
 register_platform(
     PlatformEntry(
+        name="snp",
+        attester="ccattest.platforms.snp.collect:SnpAttester",
+        verifier="ccattest.platforms.snp.verify:SnpVerifier",
+        summary="AMD SEV-SNP: VCEK/VLEK-signed reports, chain to pinned AMD ARKs",
+    )
+)
+register_platform(
+    PlatformEntry(
         name="software",
         attester="ccattest.platforms.software.collect:SoftwareAttester",
         verifier="ccattest.platforms.software.verify:SoftwareVerifier",

@@ -3,11 +3,13 @@
 from .appraise import appraise, appraise_failure, check_required_platforms
 from .load import load_policy, parse_policy
 from .model import CommonPolicy, Policy
+from .snp import SnpPolicy
 from .software import SoftwarePolicy
 
 __all__ = [
     "CommonPolicy",
     "Policy",
+    "SnpPolicy",
     "SoftwarePolicy",
     "appraise",
     "appraise_failure",

@@ -12,10 +12,11 @@ from ..result import AttestationResult, Reason, TrustClaim, TrustVector, Value
 from ..timeutil import require_aware
 from .base import Appraisal
 from .model import Policy
+from .snp import appraise_snp
 from .software import appraise_software
 
 Appraiser = Callable[[Any, Mapping[str, Any]], Appraisal]
-APPRAISERS: dict[str, Appraiser] = {"software": appraise_software}
+APPRAISERS: dict[str, Appraiser] = {"software": appraise_software, "snp": appraise_snp}
 
 # Claims a verifier's failure speaks to: the evidence says nothing trustworthy about them.
 _EVIDENCE_CLAIMS = (TrustClaim.INSTANCE_IDENTITY, TrustClaim.CONFIGURATION,

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .base import StrictModel
+from .snp import SnpPolicy
 from .software import SoftwarePolicy
 
 
@@ -25,6 +26,7 @@ class Policy(StrictModel):
     id: str | None = None
     common: CommonPolicy = Field(default_factory=CommonPolicy)
     software: SoftwarePolicy | None = None
+    snp: SnpPolicy | None = None
 
     def section(self, platform: str) -> BaseModel | None:
         return getattr(self, platform, None) if platform in _PLATFORM_SECTIONS else None
@@ -39,5 +41,5 @@ class Policy(StrictModel):
         return self.model_copy(update=updates)
 
 
-_PLATFORM_SECTIONS = ("software",)
+_PLATFORM_SECTIONS = ("software", "snp")
 DEFAULT_POLICY = Policy(id="ccattest-default")

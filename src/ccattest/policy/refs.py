@@ -10,7 +10,7 @@ from pydantic import AfterValidator
 from ..errors import ConfigError
 
 
-def _hex_digest(size: int):
+def hex_digest(size: int):
     def check(value: str) -> str:
         text = value.strip().lower()
         text = text[2:] if text.startswith("0x") else text
@@ -25,7 +25,7 @@ def _hex_digest(size: int):
     return AfterValidator(check)
 
 
-Sha384Hex = Annotated[str, _hex_digest(48)]
+Sha384Hex = Annotated[str, hex_digest(48)]
 
 
 def read_digest_file(path: Path, size: int) -> list[str]:
@@ -34,7 +34,7 @@ def read_digest_file(path: Path, size: int) -> list[str]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read reference values from {path}", found=str(exc)) from None
-    check = _hex_digest(size).func
+    check = hex_digest(size).func
     digests = []
     for number, line in enumerate(lines, start=1):
         text = line.split("#", 1)[0].strip()

@@ -39,7 +39,34 @@ software:
   identities: []
 """
 
-TEMPLATES = {"software": _SOFTWARE}
+_SNP = """\
+
+# AMD SEV-SNP guests. The verifier proves the report is signed by a genuine AMD chip
+# (VCEK/VLEK chain to AMD's pinned root keys); these rules say which guests you accept.
+snp:
+  allow: true
+  # Launch measurements (SHA-384, hex) of the guest images you built and reviewed.
+  measurements: [{measurements}]
+  # measurements_file: snp-measurements.txt
+  # Minimum firmware security patch levels of the reported TCB (per component).
+  min_tcb: {{bootloader: 0, tee: 0, snp: 0, microcode: 0}}
+  # min_tcb_by_product: {{Genoa: {{bootloader: 9, tee: 0, snp: 21, microcode: 72}}}}
+  allow_debug: false          # a debuggable guest exposes its memory to the host
+  allow_migrate_ma: false     # a migration agent can move the guest's keys
+  require_smt_disabled: false
+  vmpl: [0]                   # privilege levels that may produce reports
+  min_guest_svn: 0
+  host_data: []               # e.g. the hash of an ACI confidential-container policy
+  id_key_digests: []
+  author_key_digests: []
+  chip_ids: []                # empty: any genuine AMD chip
+  products: []                # e.g. [Milan, Genoa, Turin]; empty: any
+  signing_keys: [vcek, vlek]
+  # min_firmware: "1.55"
+  require_revocation_check: false
+"""
+
+TEMPLATES = {"software": _SOFTWARE, "snp": _SNP}
 
 
 def starter_policy(platforms: Sequence[str], measurements: Sequence[str] = ()) -> str:
