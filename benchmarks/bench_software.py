@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from ccattest.freshness import ChallengeIssuer
 from ccattest.pipeline import verify_and_appraise
+from ccattest.platforms.snp.abi import parse_report as parse_snp_report
 from ccattest.platforms.software.abi import SIGNED_SIZE, parse_report
 from ccattest.policy import Policy, SoftwarePolicy
 from ccattest.testing import SoftwareFixture
+from ccattest.testing.snp import SnpFixture
 from ccattest.tokens import KeySet, SigningKey, jwks, sign_results, verify_token
 
 from .harness import Row, compare
@@ -43,7 +46,21 @@ def rows() -> list[Row]:
     def challenge_round_trip() -> None:
         issuer.redeem(issuer.issue("bench", at=at).nonce, "bench", at=at)
 
+    snp = SnpFixture.create("Milan")
+    snp_verifier = snp.verifier()
+    snp_evidence, snp_report_data, _ = snp.evidence()
+    snp_report = parse_snp_report(snp_evidence.report)
+    vcek_key = snp.leaf.public_key()
+    snp_signature = encode_dss_signature(snp_report.signature_r, snp_report.signature_s)
+    snp_signed = snp_report.signed_bytes()
+
+    def bare_p384() -> None:
+        vcek_key.verify(snp_signature, snp_signed, ec.ECDSA(hashes.SHA384()))
+
     return [
+        compare("SNP verify (chain cached)", lambda: snp_verifier.verify(
+            snp_evidence, report_data=snp_report_data, at=at), "bare ECDSA P-384 verify",
+            bare_p384),
         compare("software verify", lambda: verifier.verify(
             evidence, report_data=report_data, at=at), "bare Ed25519 verify", bare_ed25519),
         compare("software verify + appraise", lambda: verify_and_appraise(
