@@ -197,3 +197,29 @@ def test_verify_real_snp_report_with_certs(vectors, tmp_path):
     run(*args[:-3], "--at", "2031-01-01", "--policy", "snp.yaml", cwd=tmp_path, check=1)
     run("verify", str(data / "report_milan.hex"), "--platform", "snp", "--report-data",
         report_data, "--at", "2026-11-26", cwd=tmp_path, check=2)  # no VCEK: unusable
+
+
+@pytest.mark.vectors
+def test_collateral_fetch_export_import_then_verify_offline(vectors, tmp_path):
+    from ccattest.testing.kds_server import KdsServer
+
+    data = vectors / "sev-snp/virtee-sev/tests/certs_data"
+    report_data = ("d447b55d197491bfe15cf298f9de9986b7a7c4be2468b4f6e2d53b71d7c64581"
+                   "0b0f2cdfca0040433be063fc1a8293f0f3f8dae7b79fecb3d1cd82bd6a93ebfd")
+    chip = bytes.fromhex((data / "report_milan.hex").read_text().strip())[0x1A0:0x1E0]
+    with KdsServer() as kds:
+        kds.serve_vcek("Milan", chip, {"blSPL": 3, "teeSPL": 0, "snpSPL": 8, "ucodeSPL": 115},
+                       (data / "vcek_milan.der").read_bytes())
+        kds.serve_chain("Milan", (data / "cert_chain_milan").read_bytes())
+        run("collateral", "fetch", str(data / "report_milan.hex"), "--product", "Milan",
+            "--cache", "online-cache", "--kds", kds.url, cwd=tmp_path)
+        assert len(kds.requests) == 2
+    run("collateral", "export", "bundle.json", "--cache", "online-cache", cwd=tmp_path)
+    run("collateral", "import", "bundle.json", "--cache", "airgap-cache", cwd=tmp_path)
+    args = ("verify", str(data / "report_milan.hex"), "--platform", "snp", "--report-data",
+            report_data, "--at", "2026-11-26", "--offline", "--json")
+    for source in ("airgap-cache", "bundle.json"):
+        proc = run(*args, "--collateral", source, cwd=tmp_path, check=1)  # no policy: rejected
+        assert json.loads(proc.stdout)["verified"] is True
+    empty = run(*args, "--collateral", "empty-cache", cwd=tmp_path, check=2)
+    assert "offline" in empty.stderr.lower()

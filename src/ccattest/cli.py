@@ -16,7 +16,7 @@ from rich.console import Console
 
 from . import __version__
 from .encoding import load_evidence
-from .errors import CCAttestError, ConfigError, VerificationFailed
+from .errors import CCAttestError, CollateralUnavailable, ConfigError, VerificationFailed
 from .evidence import Evidence, bind
 from .pipeline import verify_and_appraise
 from .platforms.base import Verifier
@@ -43,8 +43,19 @@ app = typer.Typer(
 policy_app = typer.Typer(help="Write and check appraisal policies.", no_args_is_help=True)
 token_app = typer.Typer(help="Signed attestation results (EAR JWTs) and their keys.",
                         no_args_is_help=True)
+collateral_app = typer.Typer(help="Fetch, export and import verification collateral "
+                             "(AMD KDS certificates and CRLs) for offline sites.",
+                             no_args_is_help=True)
+nvflare_app = typer.Typer(help="Run ccattest's CC manager inside NVIDIA FLARE.",
+                          no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(token_app, name="token")
+app.add_typer(nvflare_app, name="nvflare")
+app.add_typer(collateral_app, name="collateral")
+
+DEFAULT_CACHE = Path("~/.cache/ccattest/collateral")
+CacheOption = Annotated[Path, typer.Option(
+    "--cache", envvar="CCATTEST_COLLATERAL", help="Collateral cache directory.")]
 
 out = Console()
 err = Console(stderr=True)
@@ -150,6 +161,11 @@ def verify(
     key_dir: KeyDirOption = DEFAULT_KEY_DIR,
     root: Annotated[Path | None, typer.Option(
         help="Software root certificate (PEM or DER) instead of --key-dir's.")] = None,
+    collateral: Annotated[Path | None, typer.Option(
+        help="Collateral cache directory or offline bundle, for evidence without its "
+        "certificates (SNP: VCEK and chain from AMD KDS).")] = None,
+    offline: Annotated[bool, typer.Option(
+        help="Never fetch collateral; use only --collateral.")] = False,
     certs: Annotated[list[Path] | None, typer.Option(
         "--certs", help="Certificates for the evidence (e.g. SNP VCEK, ASK/ARK chain; "
         "PEM or DER; repeatable).")] = None,
@@ -165,6 +181,7 @@ def verify(
     try:
         when = _at(at)
         evidence = _with_certs(load_evidence(_read(evidence_file), platform), certs or [])
+        evidence = _with_collateral(evidence, collateral, offline=offline, at=when)
         expected = _expected_report_data(nonce, report_data, identity or evidence.attester,
                                          context)
         verifier = _verifier(evidence.platform, root, key_dir)
@@ -201,6 +218,97 @@ def _with_certs(evidence: Evidence, paths: list[Path]) -> Evidence:
     bundle = b"".join(_as_pem(_read(path)) for path in paths)
     return dataclasses.replace(evidence, endorsements={**evidence.endorsements,
                                                        "cert_chain": bundle})
+
+
+def _with_collateral(evidence: Evidence, source: Path | None, *, offline: bool,
+                     at: datetime) -> Evidence:
+    """SNP evidence without a VCEK/VLEK gets it from the cache, a bundle, or AMD KDS."""
+    if evidence.platform != "snp" or {"vcek", "vlek", "auxblob"} & set(evidence.endorsements):
+        return evidence
+    if "cert_chain" in evidence.endorsements:
+        return evidence  # --certs gave the certificates (a VCEK may be in the bundle)
+    if source is None and not offline:
+        return evidence  # the verifier explains what is missing and where to get it
+    from .collateral import CollateralCache
+    from .collateral.bundle import import_bundle
+    from .platforms.snp.abi import parse_report
+    from .platforms.snp.kds import KdsClient
+
+    if source is not None and source.is_file():
+        cache = CollateralCache(None)
+        import_bundle(cache, source)
+    else:
+        cache = CollateralCache(source.expanduser() if source else None)
+    report = parse_report(evidence.report)
+    products = [report.product] if report.product else ["Milan", "Genoa", "Turin"]
+    misses: list[CCAttestError] = []
+    with KdsClient(cache=cache, offline=offline) as client:
+        for product in products:  # version 2 reports do not say which product they are
+            try:
+                found = client.collateral_for(report, product=product, at=at)
+            except (CollateralUnavailable, ConfigError) as error:
+                misses.append(error)
+                continue
+            return dataclasses.replace(evidence,
+                                       endorsements={**evidence.endorsements, **found})
+    raise next((e for e in misses if isinstance(e, CollateralUnavailable)), misses[0])
+
+
+@collateral_app.command("fetch")
+def collateral_fetch(
+    reports: Annotated[list[Path], typer.Argument(metavar="REPORT...",
+                                                  help="SNP reports (raw, hex or base64).")],
+    cache: CacheOption = DEFAULT_CACHE,
+    product: Annotated[str | None, typer.Option(
+        help="Milan, Genoa or Turin (needed for version 2 reports).")] = None,
+    crl: Annotated[bool, typer.Option(help="Also fetch the CRL.")] = False,
+    kds: Annotated[str | None, typer.Option(help="KDS base URL (default: AMD's).")] = None,
+) -> None:
+    """Fetch the VCEKs, chains (and CRLs) these reports need into the cache."""
+    from .collateral import CollateralCache
+    from .collateral.bundle import fetch_for_reports
+    from .encoding import decode_blob
+    from .platforms.snp.kds import KDS_URL, KdsClient
+
+    try:
+        blobs = [decode_blob(_read(path)) for path in reports]
+        with KdsClient(kds or KDS_URL, cache=CollateralCache(cache.expanduser())) as client:
+            count = fetch_for_reports(client, blobs, product=product, crl=crl)
+    except CCAttestError as error:
+        _fail(error)
+    out.print(f"{count} collateral items for {len(reports)} report(s) are in {cache}")
+
+
+@collateral_app.command("export")
+def collateral_export(
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="File to write.")],
+    cache: CacheOption = DEFAULT_CACHE,
+) -> None:
+    """Write the cache's valid items to one bundle file for an air-gapped site."""
+    from .collateral import CollateralCache
+    from .collateral.bundle import export_bundle
+
+    try:
+        items = export_bundle(CollateralCache(cache.expanduser()), bundle, valid_at=utcnow())
+    except CCAttestError as error:
+        _fail(error)
+    out.print(f"wrote {len(items)} items to {bundle}")
+
+
+@collateral_app.command("import")
+def collateral_import(
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle to read.")],
+    cache: CacheOption = DEFAULT_CACHE,
+) -> None:
+    """Check a bundle (digests, parseable items) and add it to the cache."""
+    from .collateral import CollateralCache
+    from .collateral.bundle import import_bundle
+
+    try:
+        items = import_bundle(CollateralCache(cache.expanduser()), bundle)
+    except CCAttestError as error:
+        _fail(error)
+    out.print(f"imported {len(items)} items into {cache}")
 
 
 def _as_pem(data: bytes) -> bytes:
@@ -315,6 +423,64 @@ def token_jwks(key_dir: KeyDirOption = DEFAULT_KEY_DIR) -> None:
     except CCAttestError as error:
         _fail(error)
     sys.stdout.write(json.dumps(jwks([key]), indent=2) + "\n")
+
+
+@nvflare_app.command("configure")
+def nvflare_configure(
+    kits: Annotated[list[Path] | None, typer.Argument(
+        metavar="KIT...", help="Server and client startup kits (folders with startup/).")] = None,
+    poc: Annotated[Path | None, typer.Option(
+        help="A POC or provisioned prod folder: configure every server and client kit in it.")
+    ] = None,
+    not_cc: Annotated[list[str] | None, typer.Option(
+        "--not-cc", help="A site that is not CC-enabled (repeatable).")] = None,
+    round_interval: Annotated[float, typer.Option(help="Seconds between rounds.")] = 60.0,
+    round_deadline: Annotated[float, typer.Option(help="Seconds a round may take.")] = 30.0,
+    on_rejected: Annotated[str, typer.Option(
+        help="alert | exclude_site | stop_jobs | shutdown")] = "exclude_site",
+    on_unreachable: Annotated[str, typer.Option(
+        help="alert | exclude_site | stop_jobs | shutdown")] = "exclude_site",
+    grace: Annotated[float, typer.Option(
+        help="Seconds an unreachable site gets before its action.")] = 60.0,
+    root_dir: Annotated[Path | None, typer.Option(
+        help="Where the federation's development root key lives (never inside a kit).")] = None,
+) -> None:
+    """Add ccattest to existing NVFlare startup kits (or a POC workspace)."""
+    from .mesh.actions import ActionConfig
+    from .mesh.config import RoundsConfig
+    from .nvflare.kits import configure_kits, find_kit
+    from .provisioning import FederationRequest, SiteRequest
+
+    try:
+        paths = list(kits or [])
+        if poc is not None:
+            paths += sorted(p for p in poc.iterdir() if (p / "startup").is_dir())
+        found = []
+        for path in paths:
+            try:
+                found.append(find_kit(path))
+            except ConfigError:
+                if poc is None:
+                    raise  # an explicitly named folder must be a kit; POC also holds admins
+        if not found:
+            raise ConfigError("no server or client startup kit found", hint="pass KIT... or --poc")
+        skip = set(not_cc or [])
+        request = FederationRequest(
+            [SiteRequest(kit.name, kit.name not in skip) for kit in found],
+            rounds=RoundsConfig(interval_seconds=round_interval, deadline_seconds=round_deadline),
+            actions=ActionConfig(on_rejected=on_rejected, on_unreachable=on_unreachable,
+                                 unreachable_grace_seconds=grace))
+        root = root_dir or found[0].path.parent / ".ccattest-root"
+        references = configure_kits(found, request, root, utcnow())
+    except CCAttestError as error:
+        _fail(error)
+    except ValueError as error:  # pydantic: an unknown action name
+        _fail(ConfigError("invalid option", found=str(error).splitlines()[0]))
+    for kit in found:
+        measurement = references.get(kit.name, "not CC-enabled")
+        out.print(f"[bold]{kit.name}[/bold] ({kit.role}): {kit.local / 'cc'}  "
+                  f"measurement {measurement[:16]}")
+    out.print(f"development root key: {root}")
 
 
 @app.command()
