@@ -43,7 +43,7 @@ class Effects(Protocol):
 
     def stop_jobs(self, site: str, detail: str) -> None: ...
 
-    def shutdown(self, detail: str) -> None: ...
+    def shutdown(self, site: str, detail: str) -> None: ...
 
 
 class FailureHandler:
@@ -86,5 +86,5 @@ class FailureHandler:
         elif action is Action.STOP_JOBS:
             self.effects.stop_jobs(site, detail)
         elif action is Action.SHUTDOWN:
-            self.effects.shutdown(f"{site}: {detail}")
+            self.effects.shutdown(site, detail)
         return action

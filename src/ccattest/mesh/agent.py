@@ -73,9 +73,12 @@ class SiteAgent:
     def cc_enabled(self) -> bool:
         return bool(self.attesters)
 
+    def collect_report_data(self, nonce: bytes, context: str) -> bytes:
+        return bind(nonce, self.identity, context)
+
     def collect(self, nonce: bytes, context: str) -> list[Evidence]:
         """One evidence per local platform, all bound to the same challenge."""
-        report_data = bind(nonce, self.identity, context)
+        report_data = self.collect_report_data(nonce, context)
         return [attester.collect(report_data) for attester in self.attesters]
 
     def judge(self, peer: str, evidence: Sequence[Evidence], *, nonce: bytes, context: str,

@@ -48,12 +48,24 @@ class SoftwareVerify(_Strict):
     roots: list[str] = Field(min_length=1)
 
 
+class SnpCollect(_Strict):
+    tsm_root: str = "/sys/kernel/config/tsm/report"
+    sev_guest: str = "/dev/sev-guest"
+    vmpl: int = Field(default=0, ge=0, le=3)
+
+
+class SnpVerify(_Strict):
+    allow_missing_crl: bool = True
+
+
 class CollectConfig(_Strict):
     software: SoftwareCollect | None = None
+    snp: SnpCollect | None = None
 
 
 class VerifyConfig(_Strict):
     software: SoftwareVerify | None = None
+    snp: SnpVerify | None = None
 
 
 class RosterEntry(_Strict):
@@ -120,9 +132,18 @@ def build_agent(config: CCConfig, base: Path) -> SiteAgent:
     attesters: list[Any] = []
     if config.collect.software is not None:
         attesters.append(software_attester(config.site, config.collect.software, base))
+    if config.collect.snp is not None:
+        from ..platforms.snp.collect import SnpAttester
+
+        snp = config.collect.snp
+        attesters.append(SnpAttester(Path(snp.tsm_root), Path(snp.sev_guest), vmpl=snp.vmpl))
     verifiers: dict[str, Any] = {}
     if config.verify.software is not None:
         roots = [load_certificate(base / root) for root in config.verify.software.roots]
         verifiers["software"] = SoftwareVerifier(roots)
+    if config.verify.snp is not None:
+        from ..platforms.snp.verify import SnpVerifier
+
+        verifiers["snp"] = SnpVerifier(allow_missing_crl=config.verify.snp.allow_missing_crl)
     return SiteAgent(config.site, attesters, verifiers, load_policy(base / config.policy),
                      roster_of(config))

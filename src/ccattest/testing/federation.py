@@ -70,8 +70,8 @@ class RecordingEffects:
     def stop_jobs(self, site: str, detail: str) -> None:
         self.calls.append(("stop_jobs", site, detail))
 
-    def shutdown(self, detail: str) -> None:
-        self.calls.append(("shutdown", "*", detail))
+    def shutdown(self, site: str, detail: str) -> None:
+        self.calls.append(("shutdown", "*", f"{site}: {detail}"))
 
     def actions(self) -> list[tuple[str, str]]:
         return [(kind, site) for kind, site, _ in self.calls if kind != "alert"]

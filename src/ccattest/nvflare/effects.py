@@ -1,0 +1,109 @@
+"""How failure actions are carried out inside NVFlare's parent processes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..mesh.actions import Cause
+from ..mesh.trustbook import TrustBook
+
+log = logging.getLogger("ccattest.nvflare")
+
+
+def _stop_runs(engine: Any, site: str | None) -> list[str]:
+    """Abort running jobs (those including `site`, or all); returns their ids."""
+    from nvflare.apis.fl_constant import RunProcessKey
+
+    stopped = []
+    for job_id, info in list(getattr(engine, "run_processes", {}).items()):
+        participants = [getattr(c, "name", c) for c in info.get(RunProcessKey.PARTICIPANTS) or []]
+        if site is None or site in participants:
+            with engine.new_context() as fl_ctx:
+                engine.job_runner.stop_run(job_id, fl_ctx)
+            stopped.append(job_id)
+    return stopped
+
+
+Note = Callable[[str, str, str], None]  # (event kind, site, detail)
+
+
+class ServerEffects:
+    def __init__(self, engine: Any, trust: TrustBook, note: Note) -> None:
+        self.engine = engine
+        self.trust = trust
+        self._note = note
+
+    def alert(self, site: str, cause: Cause, detail: str) -> None:
+        log.warning("ccattest: %s is %s: %s", site, cause.value, detail)
+        self._note("alert", site, f"{cause.value}: {detail}")
+
+    def exclude_site(self, site: str, detail: str) -> None:
+        if self.trust.exclude(site, detail):
+            stopped = _stop_runs(self.engine, site)
+            self.engine.disable_clients([site])
+            log.error("ccattest: excluded %s (%s); stopped jobs %s", site, detail, stopped)
+            self._note("exclude_site", site, detail)
+
+    def stop_jobs(self, site: str, detail: str) -> None:
+        stopped = _stop_runs(self.engine, None)
+        log.error("ccattest: stopped jobs %s because %s failed: %s", stopped, site, detail)
+        self._note("stop_jobs", site, detail)
+
+    def shutdown(self, site: str, detail: str) -> None:
+        log.critical("ccattest: shutting the federation down: %s: %s", site, detail)
+        self._note("shutdown", site, detail)
+        threading.Thread(target=self._shutdown_all, args=(site,), name="ccattest-shutdown",
+                         daemon=True).start()
+
+    def _shutdown_all(self, failed_site: str) -> None:
+        from nvflare.fuel.hci.conn import Connection
+        from nvflare.fuel.hci.server.constants import ConnProps
+        from nvflare.private.fed.server.training_cmds import TrainingCommandModule
+
+        # NVFlare declines to shut down while a job runs, or while a client it must stop
+        # does not answer (a dead one): stop the jobs and drop the failed site first.
+        _stop_runs(self.engine, None)
+        if failed_site != "*":
+            self.engine.disable_clients([failed_site])
+        conn = Connection(app_ctx=self.engine,
+                          props={ConnProps.ADMIN_SERVER: self.engine.server.admin_server})
+        commands = TrainingCommandModule()
+        error = commands.validate_command_targets(conn, ["all"])  # "" when valid
+        if error:
+            log.error("ccattest: cannot shut down: %s", error)
+            return
+        commands.shutdown(conn, ["shutdown", "all"])
+        log.info("ccattest: shutdown answered %s", conn.buffer.output)
+
+
+class ClientEffects:
+    """A client can only act on itself: refuse jobs with an excluded peer, or leave."""
+
+    def __init__(self, engine: Any, trust: TrustBook, server: str, note: Note) -> None:
+        self.engine = engine
+        self.trust = trust
+        self.server = server
+        self._note = note
+
+    def alert(self, site: str, cause: Cause, detail: str) -> None:
+        log.warning("ccattest: %s is %s: %s", site, cause.value, detail)
+        self._note("alert", site, f"{cause.value}: {detail}")
+
+    def exclude_site(self, site: str, detail: str) -> None:
+        self.trust.exclude(site, detail)
+        self._note("exclude_site", site, detail)
+        if site == self.server:
+            self.shutdown(site, f"the server failed attestation: {detail}")
+
+    def stop_jobs(self, site: str, detail: str) -> None:
+        for job_id in self.engine.get_all_job_ids():
+            self.engine.abort_app(job_id)
+        self._note("stop_jobs", site, detail)
+
+    def shutdown(self, site: str, detail: str) -> None:
+        log.critical("ccattest: this client leaves the federation: %s: %s", site, detail)
+        self._note("shutdown", site, detail)
+        self.engine.shutdown()

@@ -1,0 +1,289 @@
+"""`CCManager`: the ccattest CC manager as an NVFlare FLComponent (site resources.json).
+
+    {"id": "ccattest", "path": "ccattest.nvflare.CCManager",
+     "args": {"cc_config": "cc/cc_config.yaml"}}          (relative to the site's local/)
+
+Put it in `local/ccattest__p_resources.json` so only the parent process loads it.
+Registration rejects with NotAuthenticated (the server keeps running); every other failure
+goes through the configured action. Errors in handlers fail closed: NVFlare swallows
+exceptions from event handlers, which would otherwise admit the client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from nvflare.apis.event_type import EventType
+from nvflare.apis.fl_component import FLComponent
+from nvflare.apis.fl_constant import FLContextKey
+from nvflare.apis.fl_context import FLContext
+from nvflare.apis.fl_exception import NotAuthenticated
+
+from ..errors import CCAttestError
+from ..mesh.actions import FailureHandler
+from ..mesh.config import build_agent, load_cc_config
+from ..mesh.gate import JobGate
+from ..mesh.registration import RegistrationClient, RegistrationServer
+from ..mesh.rounds import ATTEST, CONTRIBUTE, VERIFY, RoundCoordinator, RoundParticipant
+from ..mesh.scheduler import PeriodicRunner
+from ..mesh.trustbook import TrustBook
+from ..timeutil import utcnow
+from .effects import ClientEffects, ServerEffects
+from .transport import CellTransport, serve
+
+HELLO_PROP = "ccattest_hello"  # never "_cc_info": a client would read its own value back
+REPLY_PROP = "_cc_info"  # the one prop NVFlare copies into the registration reply
+REPLY_KEY = "ccattest"
+CONFIRM = "register.confirm"
+SERVER = "server"
+log = logging.getLogger("ccattest.nvflare")
+
+
+class CCManager(FLComponent):
+    def __init__(self, cc_config: str = "cc/cc_config.yaml") -> None:
+        super().__init__()
+        self.cc_config_path = cc_config
+        self._lock = threading.Lock()
+        self.ready = False
+        self.events: list[dict[str, Any]] = []
+
+    # --- setup ---------------------------------------------------------------------------
+    def _setup(self, fl_ctx: FLContext) -> None:
+        workspace = fl_ctx.get_prop(FLContextKey.WORKSPACE_OBJECT)
+        local = Path(workspace.get_site_config_dir()) if workspace else Path(
+            fl_ctx.get_prop(FLContextKey.WORKSPACE_ROOT) or ".") / "local"
+        self.config, base = load_cc_config(local / self.cc_config_path)
+        self.status_path = base / "status.json"
+        self.engine = fl_ctx.get_engine()
+        self.is_server = hasattr(self.engine, "get_clients")
+        self.agent = build_agent(self.config, base)
+        self.trust = TrustBook(self.config.site)
+        effects = (ServerEffects(self.engine, self.trust, self._note) if self.is_server
+                   else ClientEffects(self.engine, self.trust, SERVER, self._note))
+        self.handler = FailureHandler(self.config.actions, effects)
+        self.participant = RoundParticipant(self.agent, self.trust, handler=self.handler)
+        self.gate = JobGate(self.trust, self.agent.roster)
+        window = timedelta(seconds=self.config.rounds.registration_window_seconds)
+        self.registration_server = RegistrationServer(self.agent, self.trust, window=window)
+        self.registration_client = RegistrationClient(self.agent, SERVER, self.trust)
+        self.runner: PeriodicRunner | None = None
+        self.coordinator: RoundCoordinator | None = None
+        self._pending_confirm: dict[str, Any] | None = None
+        self.rounds = 0
+        self.ready = True
+        log.info("ccattest: %s ready (%s, CC %s)", self.config.site,
+                 "server" if self.is_server else "client",
+                 "enabled" if self.agent.cc_enabled else "disabled")
+
+    # --- dispatch ------------------------------------------------------------------------
+    def handle_event(self, event_type: str, fl_ctx: FLContext) -> None:
+        if event_type == EventType.SYSTEM_BOOTSTRAP:
+            self._setup(fl_ctx)
+            return
+        if not self.ready:
+            if event_type == EventType.CLIENT_REGISTER_RECEIVED:
+                raise NotAuthenticated("ccattest is not configured on this server")
+            return
+        handler = self._handlers().get(event_type)
+        if handler is None:
+            return
+        try:
+            handler(fl_ctx)
+        except NotAuthenticated:
+            raise
+        except Exception as error:
+            log.exception("ccattest: handling %s failed", event_type)
+            self._fail_closed(event_type, fl_ctx, error)
+        finally:
+            self._write_status()
+
+    def _handlers(self) -> dict[str, Any]:
+        if self.is_server:
+            return {
+                EventType.CLIENT_REGISTER_RECEIVED: self._on_register_received,
+                EventType.SYSTEM_START: self._on_server_start,
+                EventType.SUBMIT_JOB: self._on_submit_job,
+                EventType.BEFORE_CHECK_CLIENT_RESOURCES: self._on_server_check,
+                EventType.SYSTEM_END: self._on_end,
+            }
+        return {
+            EventType.BEFORE_CLIENT_REGISTER: self._on_before_register,
+            EventType.AFTER_CLIENT_REGISTER: self._on_after_register,
+            EventType.SYSTEM_START: self._on_client_start,
+            EventType.BEFORE_CHECK_RESOURCE_MANAGER: self._on_client_check,
+            EventType.SYSTEM_END: self._on_end,
+        }
+
+    def _fail_closed(self, event_type: str, fl_ctx: FLContext, error: Exception) -> None:
+        reason = f"ccattest could not decide ({type(error).__name__}: {error})"
+        if event_type == EventType.CLIENT_REGISTER_RECEIVED:
+            raise NotAuthenticated(reason) from None
+        if event_type in (EventType.SUBMIT_JOB, EventType.BEFORE_CHECK_CLIENT_RESOURCES,
+                          EventType.BEFORE_CHECK_RESOURCE_MANAGER):
+            fl_ctx.set_prop(FLContextKey.JOB_BLOCK_REASON, reason, private=True, sticky=False)
+        if event_type == EventType.AFTER_CLIENT_REGISTER:
+            self.handler.effects.shutdown(SERVER, reason)
+
+    # --- registration --------------------------------------------------------------------
+    def _on_before_register(self, fl_ctx: FLContext) -> None:
+        hello = self.registration_client.hello(utcnow())
+        fl_ctx.set_prop(HELLO_PROP, hello, private=False, sticky=False)
+
+    def _on_register_received(self, fl_ctx: FLContext) -> None:
+        if fl_ctx.get_prop(FLContextKey.CLIENT_TYPE) == "admin":
+            return
+        client = self._authenticated_client(fl_ctx)
+        peer = fl_ctx.get_peer_context()
+        hello = peer.get_prop(HELLO_PROP) if peer else None
+        try:
+            reply = self.registration_server.on_hello(client, hello, utcnow())
+        except CCAttestError as error:
+            self._note("registration_refused", client, str(error))
+            raise NotAuthenticated(f"ccattest: {client} refused: {error}") from None
+        self._note("registration_provisional", client, "hello judged; awaiting confirmation")
+        fl_ctx.set_prop(REPLY_PROP, {REPLY_KEY: reply}, private=False, sticky=False)
+
+    @staticmethod
+    def _authenticated_client(fl_ctx: FLContext) -> str:
+        """The name NVFlare bound to the client's mTLS certificate, never just the asserted
+        one; a mismatch is refused."""
+        session = fl_ctx.get_prop("client_reg_session")
+        bound = getattr(session, "client_name", None)
+        peer = fl_ctx.get_peer_context()
+        asserted = peer.get_identity_name() if peer else None
+        if not bound or (asserted and asserted != bound):
+            raise NotAuthenticated(f"ccattest: client identity unclear (connection: {bound}, "
+                                   f"asserted: {asserted})")
+        return str(bound)
+
+    def _on_after_register(self, fl_ctx: FLContext) -> None:
+        if not fl_ctx.get_prop(FLContextKey.CLIENT_TOKEN):
+            return  # NVFlare refused us; it ends the process itself
+        reply = (fl_ctx.get_prop(REPLY_PROP) or {}).get(REPLY_KEY)
+        try:
+            self.registration_client.on_reply(reply, utcnow())
+        except CCAttestError as error:
+            self._note("server_refused", SERVER, str(error))
+            self.handler.effects.shutdown(SERVER, f"refusing the server: {error}")
+            return
+        self._note("server_attested", SERVER, "server evidence answered our challenge")
+        if reply and "challenge" in reply:
+            self._pending_confirm = reply
+
+    # --- cells and rounds ----------------------------------------------------------------
+    def _on_server_start(self, fl_ctx: FLContext) -> None:
+        cell = self.engine.get_cell()
+        serve(cell, [CONFIRM, CONTRIBUTE, ATTEST, VERIFY], self._serve_server)
+        rounds = self.config.rounds
+        self.coordinator = RoundCoordinator(
+            self.participant, CellTransport(cell), self.agent.roster,
+            members=lambda: [c.name for c in self.engine.get_clients()],
+            handler=self.handler, deadline=timedelta(seconds=rounds.deadline_seconds))
+        self.runner = PeriodicRunner(self._round, interval=rounds.interval_seconds,
+                                     jitter=rounds.jitter)
+        self.runner.start()
+
+    def _serve_server(self, sender: str, topic: str, body: dict[str, Any]) -> dict[str, Any]:
+        if topic == CONFIRM:
+            verdict = self.registration_server.on_confirm(sender, body, utcnow())
+            self._note("registration_confirmed" if verdict.affirming else "confirm_rejected",
+                       sender, "; ".join(verdict.failures()[:3]) or verdict.status)
+            if not verdict.affirming:
+                self.handler.rejected(sender, "; ".join(verdict.failures()[:3]))
+            self._write_status()
+            return verdict.summary()
+        return self.participant.handle(sender, topic, body)
+
+    def _round(self) -> None:
+        assert self.coordinator is not None
+        report = self.coordinator.run_round()
+        self.rounds += 1
+        self.last_round = {"round_id": report.round_id, "at": report.started.isoformat(),
+                           "seconds": round(report.seconds, 3), "sites": report.sites,
+                           "attested": report.attested, "unreachable": report.unreachable}
+        log.info("ccattest: round %s: %d sites attested, %d unreachable, %.2fs",
+                 report.round_id, len(report.attested), len(report.unreachable), report.seconds)
+        self._write_status()
+
+    def _serve_client(self, sender: str, topic: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.participant.handle(sender, topic, body)
+        finally:
+            if topic == VERIFY:
+                self._write_status()
+
+    def _on_client_start(self, fl_ctx: FLContext) -> None:
+        cell = self.engine.get_cell()
+        serve(cell, [CONTRIBUTE, ATTEST, VERIFY], self._serve_client)
+        if self._pending_confirm is not None:
+            body = self.registration_client.confirm(self._pending_confirm)
+            CellTransport(cell).request(SERVER, CONFIRM, body,
+                                        timeout=self.config.rounds.request_timeout_seconds)
+            self._note("confirmed", SERVER, "answered the server's challenge")
+
+    # --- jobs ----------------------------------------------------------------------------
+    def _on_submit_job(self, fl_ctx: FLContext) -> None:
+        meta = fl_ctx.get_prop(FLContextKey.JOB_META) or {}
+        if meta.get("byoc"):
+            fl_ctx.set_prop(FLContextKey.JOB_BLOCK_REASON,
+                            "ccattest: BYOC jobs (custom code) are refused in CC mode",
+                            private=True, sticky=False)
+            self._note("job_refused", "*", f"BYOC job {meta.get('name', '')}")
+
+    def _on_server_check(self, fl_ctx: FLContext) -> None:
+        participants = fl_ctx.get_prop(FLContextKey.JOB_PARTICIPANTS) or []
+        decision = self.gate.check(participants, at=utcnow())
+        if not decision.allowed:
+            fl_ctx.set_prop(FLContextKey.JOB_BLOCK_REASON, f"ccattest: {decision.explain()}",
+                            private=True, sticky=False)
+            self._note("job_blocked", "*", decision.explain())
+
+    def _on_client_check(self, fl_ctx: FLContext) -> None:
+        peer = fl_ctx.get_peer_context()
+        participants = (peer.get_prop(FLContextKey.JOB_PARTICIPANTS) if peer else None) or []
+        decision = self.gate.check({SERVER, *participants} - {self.config.site}, at=utcnow())
+        if not decision.allowed:
+            fl_ctx.set_prop(FLContextKey.JOB_BLOCK_REASON, f"ccattest: {decision.explain()}",
+                            private=True, sticky=False)
+            self._note("job_blocked", "*", decision.explain())
+
+    def _on_end(self, fl_ctx: FLContext) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+        if self.coordinator is not None:
+            self.coordinator.close()
+
+    # --- status for operators and the demo -----------------------------------------------
+    def _note(self, kind: str, site: str, detail: str) -> None:
+        with self._lock:
+            self.events.append({"at": utcnow().isoformat(), "event": kind, "site": site,
+                                "detail": detail[:300]})
+            del self.events[:-200]
+
+    def _write_status(self) -> None:
+        if not self.ready:
+            return
+        with self._lock:
+            status = {
+                "site": self.config.site,
+                "role": "server" if self.is_server else "client",
+                "updated": utcnow().isoformat(),
+                "matrix": [{"verifier": c.verifier, "peer": c.peer, "status": c.status,
+                            "at": c.at.isoformat(),
+                            "last_good": c.last_good.isoformat() if c.last_good else None}
+                           for c in self.trust.matrix()],
+                "excluded": self.trust.excluded(),
+                "rounds": self.rounds,
+                "last_round": getattr(self, "last_round", None),
+                "events": list(self.events),
+            }
+            tmp = self.status_path.with_name(f".status.{os.getpid()}.json")
+            tmp.write_text(json.dumps(status, indent=1))
+            os.replace(tmp, self.status_path)
+

@@ -1,0 +1,144 @@
+"""Each scenario asserts on what the NVFlare processes did (their status files and logs)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from ccattest.mesh.actions import Action, ActionConfig
+from ccattest.nvflare.poc import PocFederation, wait_for, write_numpy_job
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _registered(poc: PocFederation, *sites: str, timeout: float = 60) -> None:
+    wait_for(lambda: {e["site"] for e in poc.events("server", "registration_confirmed")}
+             >= set(sites), timeout, f"{sites} to complete mutual attestation")
+
+
+def _rounds(poc: PocFederation, count: int, timeout: float = 60) -> dict:
+    wait_for(lambda: poc.status("server").get("rounds", 0) >= count, timeout,
+             f"{count} attestation rounds")
+    return poc.status("server")
+
+
+def _run_job(poc: PocFederation, tmp_path: Path, *, min_clients: int = 2) -> str:
+    session = poc.session()
+    try:
+        job = session.submit_job(str(write_numpy_job(tmp_path / "jobs",
+                                                     min_clients=min_clients)))
+        return session.wait_for_job(job, timeout=120, poll_interval=0.5)["status"]
+    finally:
+        session.close()
+
+
+def _tamper(poc: PocFederation, site: str) -> None:
+    workload = poc.prod / site / "local" / "cc" / "workload.txt"
+    workload.write_text(workload.read_text() + "exfiltrate=model-weights\n")
+
+
+def test_happy_path_then_byoc_refused_then_tampered_site_caught(poc, tmp_path):
+    poc.configure()
+    poc.start()
+    _registered(poc, "site-1", "site-2")
+    for client in ("site-1", "site-2"):  # mutual: each client attested the server too
+        wait_for(lambda c=client: poc.events(c, "confirmed"), 30, f"{client} confirmation")
+        assert poc.events(client, "server_attested")
+    status = _rounds(poc, 2)
+    assert set(status["last_round"]["attested"]) == {"server", "site-1", "site-2"}
+    cells = {(c["verifier"], c["peer"]): c["status"] for c in status["matrix"]}
+    assert cells[("site-1", "site-2")] == "affirming"
+    assert cells[("site-2", "server")] == "affirming"
+    assert _run_job(poc, tmp_path) == "FINISHED:COMPLETED"
+
+    session = poc.session()
+    try:
+        with pytest.raises(Exception, match="BYOC"):
+            session.submit_job(str(write_numpy_job(tmp_path / "byoc", "byoc_job", byoc=True)))
+    finally:
+        session.close()
+
+    _tamper(poc, "site-2")
+    wait_for(lambda: "site-2" in poc.status("server").get("excluded", {}), 30,
+             "the server to exclude tampered site-2")
+    assert "measurement matches no reference value" in poc.status("server")["excluded"]["site-2"]
+    wait_for(lambda: "site-2" in poc.status("site-1").get("excluded", {}), 30,
+             "site-1 to exclude site-2 by its own judgement")
+    session = poc.session()
+    try:
+        job = session.submit_job(str(write_numpy_job(tmp_path / "after", "after_tamper",
+                                                     min_clients=2)))
+        time.sleep(8)  # the scheduler tries every second; the job must not start
+        assert session.get_job_meta(job)["status"] == "SUBMITTED"
+        session.abort_job(job)
+    finally:
+        session.close()
+    assert poc.alive("server") and poc.alive("site-1")
+
+
+def test_client_with_unknown_measurement_is_rejected_at_registration(poc, tmp_path):
+    poc.configure()
+    _tamper(poc, "site-2")
+    poc.start()
+    _registered(poc, "site-1")
+    wait_for(lambda: poc.events("server", "registration_refused"), 60, "site-2's refusal")
+    refusal = poc.events("server", "registration_refused")[0]
+    assert refusal["site"] == "site-2"
+    assert "measurement matches no reference value" in refusal["detail"]
+    wait_for(lambda: not poc.alive("site-2"), 60, "rejected site-2 to exit")
+    assert _run_job(poc, tmp_path, min_clients=1) == "FINISHED:COMPLETED"
+    assert poc.alive("server") and poc.alive("site-1")
+
+
+def test_clients_refuse_a_server_without_acceptable_evidence(poc):
+    poc.configure()
+    _tamper(poc, "server")
+    poc.start()
+    for client in ("site-1", "site-2"):
+        wait_for(lambda c=client: poc.events(c, "server_refused"), 60, f"{client} to refuse")
+        assert "measurement matches no reference value" in poc.events(
+            client, "server_refused")[0]["detail"]
+    for client in ("site-1", "site-2"):
+        wait_for(lambda c=client: not poc.alive(c), 60, f"{client} to leave")
+    assert not poc.events("server", "registration_confirmed")
+
+
+def test_non_cc_client_is_skipped_and_nobody_shuts_down(poc, tmp_path):
+    poc.configure(not_cc=["site-2"])
+    poc.start()
+    _registered(poc, "site-1")
+    status = _rounds(poc, 2)
+    assert set(status["last_round"]["sites"]) == {"server", "site-1"}
+    assert _run_job(poc, tmp_path) == "FINISHED:COMPLETED"
+    assert all(poc.alive(site) for site in ("server", "site-1", "site-2"))
+    assert not poc.status("server").get("excluded")
+
+
+def test_killed_client_is_excluded_after_grace_and_others_keep_running(poc, tmp_path):
+    poc.configure()
+    poc.start()
+    _registered(poc, "site-1", "site-2")
+    _rounds(poc, 1)
+    poc.kill("site-2")
+    killed_at = time.monotonic()
+    wait_for(lambda: "site-2" in poc.status("server").get("excluded", {}), 60,
+             "killed site-2 to be excluded")
+    assert time.monotonic() - killed_at >= 4  # not before the 5 s grace period
+    alerts = [e for e in poc.events("server", "alert") if e["site"] == "site-2"]
+    assert alerts and "unreachable" in alerts[0]["detail"]
+    assert poc.alive("server") and poc.alive("site-1")
+    assert _run_job(poc, tmp_path, min_clients=1) == "FINISHED:COMPLETED"
+
+
+def test_killed_client_with_shutdown_action_stops_everyone_cleanly(poc):
+    poc.configure(actions=ActionConfig(on_unreachable=Action.SHUTDOWN,
+                                       unreachable_grace_seconds=3))
+    poc.start()
+    _registered(poc, "site-1", "site-2")
+    poc.kill("site-2")
+    for site in ("server", "site-1"):
+        wait_for(lambda s=site: not poc.alive(s), 90, f"{site} to shut down")
+    assert poc.processes["server"].returncode == 0
+    assert poc.processes["site-1"].returncode == 0
