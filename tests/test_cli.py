@@ -168,11 +168,13 @@ def test_ear_token_round_trip(workspace):
 
 def test_platforms_and_unsupported(workspace):
     assert "software" in run("platforms", cwd=workspace).stdout
-    run("collect", "--platform", "snp", "--nonce", NONCE, cwd=workspace, check=2)
+    no_snp = run("collect", "--platform", "snp", "--nonce", NONCE, cwd=workspace, check=2)
+    assert "PlatformUnavailable" in no_snp.stderr  # this machine is no SEV-SNP guest
+    run("collect", "--platform", "tdx", "--nonce", NONCE, cwd=workspace, check=2)
 
 
 def test_demo(tmp_path):
-    proc = run("demo", "--work-dir", "demo", cwd=tmp_path, check=0)
+    proc = run("demo", "--local", "--work-dir", "demo", cwd=tmp_path, check=0)
     assert "2 of 3 sites affirmed" in proc.stdout
     assert "site-3" in proc.stdout and "CONTRAINDICATED" in proc.stdout
 

@@ -16,7 +16,13 @@ from rich.console import Console
 
 from . import __version__
 from .encoding import load_evidence
-from .errors import CCAttestError, CollateralUnavailable, ConfigError, VerificationFailed
+from .errors import (
+    CCAttestError,
+    CollateralUnavailable,
+    ConfigError,
+    PlatformUnavailable,
+    VerificationFailed,
+)
 from .evidence import Evidence, bind
 from .pipeline import verify_and_appraise
 from .platforms.base import Verifier
@@ -118,17 +124,27 @@ def collect(
     debug: Annotated[bool, typer.Option(help="Mark the report as debug.")] = False,
 ) -> None:
     """Collect evidence that answers NONCE. [software] creates a development root and site key
-    in --key-dir on first use."""
+    in --key-dir on first use; [snp] asks the SEV-SNP firmware (configfs-tsm or
+    /dev/sev-guest) and includes the certificate table when the host provides one."""
     try:
-        if platform != "software":
-            raise ConfigError(f"collecting {platform} evidence is not supported yet",
-                              expected="software")
         identity = site or socket.gethostname().split(".")[0] or "localhost"
-        settings = [_setting(text) for text in setting or []]
-        credentials = KeyDir(key_dir).ensure_site(identity, utcnow())
-        attester = SoftwareAttester(credentials, default_items(measure or [], settings),
-                                    svn=svn, debug=debug)
-        evidence = attester.collect(bind(_hex(nonce, "--nonce"), identity, context))
+        report_data = bind(_hex(nonce, "--nonce"), identity, context)
+        if platform == "software":
+            settings = [_setting(text) for text in setting or []]
+            credentials = KeyDir(key_dir).ensure_site(identity, utcnow())
+            attester = SoftwareAttester(credentials, default_items(measure or [], settings),
+                                        svn=svn, debug=debug)
+            evidence = attester.collect(report_data)
+            detail = f"measurement {attester.measurement.hex()[:16]}..."
+        elif platform == "snp":
+            from .platforms.snp.collect import SnpAttester
+
+            evidence = dataclasses.replace(SnpAttester().collect(report_data),
+                                           attester=identity)
+            detail = f"{len(evidence.report)}-byte report"
+        else:
+            raise ConfigError(f"collecting {platform} evidence is not supported yet",
+                              expected="software or snp")
     except CCAttestError as error:
         _fail(error)
     text = evidence.to_json() + "\n"
@@ -136,8 +152,7 @@ def collect(
         sys.stdout.write(text)
     else:
         output.write_text(text)
-        err.print(f"wrote {platform} evidence for {identity} to {output} "
-                  f"(measurement {attester.measurement.hex()[:16]}...)")
+        err.print(f"wrote {platform} evidence for {identity} to {output} ({detail})")
 
 
 def _setting(text: str) -> tuple[str, str]:
@@ -487,15 +502,36 @@ def nvflare_configure(
 def demo(
     work_dir: Annotated[Path, typer.Option(help="Where the demo keeps its keys and files.")] =
     Path(".demo"),
+    local: Annotated[bool, typer.Option(
+        "--local", help="Without NVFlare: three software sites attest in-process.")] = False,
 ) -> None:
-    """Attest three software sites, one of them tampered, and show the verdicts."""
-    from .demo import run_demo
-
+    """A three-site NVFlare federation on software TEEs: mutual attestation, live rounds,
+    a job, then a tampered site and the configured action."""
     try:
-        failures = run_demo(work_dir, out)
+        if local:
+            from .demo import run_demo
+
+            failures = run_demo(work_dir, out)
+            raise typer.Exit(EXIT_OK if failures == 1 else EXIT_REJECTED)
+        try:
+            from .nvflare.demo import run_federation_demo
+        except ImportError:
+            raise PlatformUnavailable("NVFlare is not installed",
+                                      hint="pip install 'ccattest[nvflare]', or run "
+                                      "`ccattest demo --local`") from None
+        import shutil
+
+        shutil.rmtree(work_dir, ignore_errors=True)
+        ok = run_federation_demo(work_dir, out)
     except CCAttestError as error:
         _fail(error)
-    raise typer.Exit(EXIT_OK if failures == 1 else EXIT_REJECTED)
+    except TimeoutError as error:
+        err.print(f"[red]demo stalled[/red]: {error}")
+        raise typer.Exit(EXIT_REJECTED) from None
+    except (RuntimeError, OSError) as error:  # NVFlare's admin API reports failures so
+        err.print(f"[red]demo failed[/red]: {type(error).__name__}: {error}")
+        raise typer.Exit(EXIT_REJECTED) from None
+    raise typer.Exit(EXIT_OK if ok else EXIT_REJECTED)
 
 
 def main() -> None:

@@ -142,3 +142,20 @@ def test_killed_client_with_shutdown_action_stops_everyone_cleanly(poc):
         wait_for(lambda s=site: not poc.alive(s), 90, f"{site} to shut down")
     assert poc.processes["server"].returncode == 0
     assert poc.processes["site-1"].returncode == 0
+
+
+def test_demo_command_runs_and_cleans_up(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "ccattest", "demo", "--work-dir", "demo"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "160"}, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = " ".join(proc.stdout.split())
+    assert "FINISHED:COMPLETED" in text
+    assert "site-2 excluded" in text and "keep running: True" in text
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "demo")], capture_output=True,
+                               text=True, check=False)
+    assert not leftovers.stdout.strip(), "demo left NVFlare processes behind"

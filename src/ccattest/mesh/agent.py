@@ -51,10 +51,11 @@ class SiteVerdict:
         return self.affirming and self.at <= at < self.expires_at
 
     def failures(self) -> list[str]:
-        messages = [reason.message for reason in self.reasons if not reason.passed]
+        """Most specific first: each platform's failed checks, then site-level reasons."""
+        messages = []
         for result in self.results:
             messages += [f"{result.platform}: {r.message}" for r in result.failures()]
-        return messages
+        return messages + [reason.message for reason in self.reasons if not reason.passed]
 
     def summary(self) -> dict[str, object]:
         return {"site": self.site, "status": self.status, "affirming": self.affirming,

@@ -1,0 +1,130 @@
+"""`ccattest demo`: a three-site NVFlare federation on software TEEs, watched live.
+
+Provisions a POC (server, site-1, site-2) on 127.0.0.1 with ccattest in every kit, starts
+it, shows mutual attestation and each round as a trust matrix, runs a NumPy job, tampers
+site-2's workload and shows the configured action, then stops everything it started.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from .poc import PocFederation, write_numpy_job
+
+STYLE = {"affirming": "green", "warning": "yellow", "contraindicated": "bold red",
+         "none": "magenta", "not-cc": "dim"}
+SITES = ("server", "site-1", "site-2")
+
+
+def _age(stamp: str | None) -> str:
+    if not stamp:
+        return "never"
+    seconds = (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
+    return f"{seconds:.0f}s ago"
+
+
+def trust_matrix(federation: PocFederation) -> Table:
+    status = federation.status("server")
+    cells = {(c["verifier"], c["peer"]): c for c in status.get("matrix", [])}
+    excluded = status.get("excluded", {})
+    last = status.get("last_round") or {}
+    table = Table(title=f"trust matrix (round {status.get('rounds', 0)}, "
+                  f"{len(last.get('attested', []))} sites attested in "
+                  f"{last.get('seconds', 0):.2f}s)", header_style="bold")
+    table.add_column("verifier \\ peer")
+    for peer in SITES:
+        table.add_column(peer + (" (excluded)" if peer in excluded else ""))
+    for verifier in SITES:
+        row: list[Any] = [verifier]
+        for peer in SITES:
+            cell = cells.get((verifier, peer))
+            if verifier == peer:
+                row.append(Text("-", style="dim"))
+            elif cell is None:
+                row.append(Text("pending", style="dim"))
+            else:
+                row.append(Text(f"{cell['status']}\nlast good {_age(cell['last_good'])}",
+                                style=STYLE.get(cell["status"], "")))
+        table.add_row(*row)
+    return table
+
+
+def event_log(federation: PocFederation, limit: int = 8) -> Table:
+    table = Table(title="what the sites did", header_style="bold", show_lines=False)
+    for column in ("time", "site", "event", "subject", "detail"):
+        table.add_column(column, overflow="fold")
+    events = []
+    for site in SITES:
+        events += [(e["at"], site, e) for e in federation.status(site).get("events", [])
+                   if e.get("event") != "alert" or "acting after" not in e.get("detail", "")]
+    for at, site, event in sorted(events, key=lambda item: item[0])[-limit:]:
+        table.add_row(at[11:19], site, event["event"], event["site"], event["detail"][:90])
+    return table
+
+
+def _view(federation: PocFederation, stage: str) -> Group:
+    return Group(Text(stage, style="bold cyan"), trust_matrix(federation),
+                 event_log(federation))
+
+
+def _until(live: Live, federation: PocFederation, stage: str, done: Callable[[], bool],
+           timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{stage}: no progress within {timeout:.0f}s")
+        live.update(_view(federation, stage))
+        time.sleep(0.25)
+    live.update(_view(federation, stage))
+
+
+def run_federation_demo(work_dir: Path, console: Console) -> bool:
+    federation = PocFederation(work_dir.resolve())
+    console.rule("[bold]ccattest on NVIDIA FLARE: three sites, software TEEs")
+    with console.status("provisioning a POC federation on 127.0.0.1..."):
+        federation.prepare()
+        references = federation.configure()
+    for site, measurement in references.items():
+        console.print(f"  {site}: reference measurement {measurement[:24]}...")
+    ok = False
+    try:
+        federation.start()
+        with Live(_view(federation, "starting"), console=console, refresh_per_second=4) as live:
+            _until(live, federation, "registration: mutual attestation", lambda: len(
+                federation.events("server", "registration_confirmed")) >= 2, 90)
+            _until(live, federation, "cross-site rounds (collective nonce)",
+                   lambda: federation.status("server").get("rounds", 0) >= 2, 60)
+            session = federation.session()
+            try:
+                job = session.submit_job(str(write_numpy_job(federation.workspace / "jobs")))
+                _until(live, federation, f"job {job[:8]} running on attested sites",
+                       lambda: "FINISHED" in session.get_job_meta(job)["status"], 120)
+                job_status = session.get_job_meta(job)["status"]
+            finally:
+                session.close()
+            workload = federation.prod / "site-2" / "local" / "cc" / "workload.txt"
+            workload.write_text(workload.read_text() + "exfiltrate=model-weights\n")
+            _until(live, federation, "site-2's workload was tampered: next round...",
+                   lambda: "site-2" in federation.status("server").get("excluded", {}), 60)
+        console.print()
+        console.print(f"job on the attested federation: {job_status}")
+        reason = federation.status("server")["excluded"]["site-2"]
+        console.print(f"[bold]action exclude_site[/bold]: site-2 excluded ({reason}); "
+                      f"server and site-1 keep running: "
+                      f"{federation.alive('server') and federation.alive('site-1')}")
+        ok = job_status == "FINISHED:COMPLETED"
+    finally:
+        with console.status("stopping every process the demo started..."):
+            federation.stop()
+        console.print(f"logs: {federation.workspace / 'logs'}; site status files: "
+                      f"{federation.prod}/<site>/local/cc/status.json")
+    return ok
