@@ -511,27 +511,31 @@ def demo(
         if local:
             from .demo import run_demo
 
-            failures = run_demo(work_dir, out)
-            raise typer.Exit(EXIT_OK if failures == 1 else EXIT_REJECTED)
-        try:
-            from .nvflare.demo import run_federation_demo
-        except ImportError:
-            raise PlatformUnavailable("NVFlare is not installed",
-                                      hint="pip install 'ccattest[nvflare]', or run "
-                                      "`ccattest demo --local`") from None
-        import shutil
-
-        shutil.rmtree(work_dir, ignore_errors=True)
-        ok = run_federation_demo(work_dir, out)
+            ok = run_demo(work_dir, out) == 1  # exactly the tampered site is refused
+        else:
+            ok = _federation_demo(work_dir)
     except CCAttestError as error:
         _fail(error)
     except TimeoutError as error:
         err.print(f"[red]demo stalled[/red]: {error}")
         raise typer.Exit(EXIT_REJECTED) from None
-    except (RuntimeError, OSError) as error:  # NVFlare's admin API reports failures so
+    except (RuntimeError, OSError) as error:  # how NVFlare's admin API reports failures
         err.print(f"[red]demo failed[/red]: {type(error).__name__}: {error}")
         raise typer.Exit(EXIT_REJECTED) from None
     raise typer.Exit(EXIT_OK if ok else EXIT_REJECTED)
+
+
+def _federation_demo(work_dir: Path) -> bool:
+    try:
+        from .nvflare.demo import run_federation_demo
+    except ImportError:
+        raise PlatformUnavailable("NVFlare is not installed",
+                                  hint="pip install 'ccattest[nvflare]', or run "
+                                  "`ccattest demo --local`") from None
+    import shutil
+
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return run_federation_demo(work_dir, out)
 
 
 def main() -> None:

@@ -29,7 +29,27 @@ class Appraisal:
         ))
         return passed
 
-    def note(self, check: str, message: str, *, claim: TrustClaim, value: int) -> None:
+    def note(self, check: str, message: str, *, claim: TrustClaim, value: int,
+             expected: object = None, found: object = None) -> None:
         """A finding that is neither pass nor fail by itself, e.g. a warning-tier value."""
         self.vector = self.vector.with_value(claim, value)
-        self.reasons.append(Reason(check, False, message))
+        self.reasons.append(Reason(
+            check, False, message,
+            expected=None if expected is None else str(expected),
+            found=None if found is None else str(found),
+        ))
+
+def reference_rule(appraisal: Appraisal, measurement: str, references: list[str], *,
+                   what: str = "measurement") -> None:
+    """Executables: the measurement against the policy's reference values. With none
+    configured there is nothing to compare with: a warning (AR4SI 33), not a failure."""
+    if not references:
+        appraisal.note("measurement", f"no reference measurements in the policy: the {what} "
+                       "is unrecognized", claim=TrustClaim.EXECUTABLES, value=33,
+                       expected="a reference measurement in the policy", found=measurement)
+        return
+    known = measurement in references
+    appraisal.rule("measurement", known,
+                   f"{what} matches {'a' if known else 'no'} reference value",
+                   claim=TrustClaim.EXECUTABLES, ok=2, fail=96,
+                   expected=f"one of {len(references)} reference values", found=measurement)

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from ..result import TrustClaim
-from .base import Appraisal, StrictModel
+from .base import Appraisal, StrictModel, reference_rule
 from .refs import Sha384Hex, hex_digest, read_digest_file
 
 Hex32 = Annotated[str, hex_digest(32)]
@@ -126,21 +126,8 @@ def _hardware(appraisal: Appraisal, section: SnpPolicy, claims: Mapping[str, Any
 
 
 def _executables(appraisal: Appraisal, section: SnpPolicy, claims: Mapping[str, Any]) -> None:
-    measurement = claims["measurement"]
-    if not section.measurements:
-        # A warning, not a failure of evidence: nothing to compare with (AR4SI 33).
-        appraisal.rule("measurement", False, "no reference measurements in the policy: the "
-                       "launch measurement is unrecognized", claim=TrustClaim.EXECUTABLES,
-                       ok=2, fail=33, expected="a reference measurement in the policy",
-                       found=measurement)
-        return
-    known = measurement in section.measurements
-    appraisal.rule("measurement", known,
-                   "launch measurement matches a reference value" if known
-                   else "launch measurement matches no reference value",
-                   claim=TrustClaim.EXECUTABLES, ok=2, fail=96,
-                   expected=f"one of {len(section.measurements)} reference values",
-                   found=measurement)
+    reference_rule(appraisal, claims["measurement"], section.measurements,
+                   what="launch measurement")
 
 
 def _flag_rule(appraisal: Appraisal, check: str, on: bool, allowed: bool, what: str) -> None:

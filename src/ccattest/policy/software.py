@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from ..result import TrustClaim
-from .base import Appraisal, StrictModel
+from .base import Appraisal, StrictModel, reference_rule
 from .refs import Sha384Hex, read_digest_file
 
 
@@ -41,7 +41,7 @@ def appraise_software(section: SoftwarePolicy | None, claims: Mapping[str, Any])
     )
     section = section or SoftwarePolicy()
     _identity(appraisal, section, claims["identity"])
-    _measurement(appraisal, section, claims["measurement"])
+    reference_rule(appraisal, claims["measurement"], section.measurements)
     debug = bool(claims["debug"])
     appraisal.rule("debug", section.allow_debug or not debug,
                    "debug mode is on" + (" (allowed)" if section.allow_debug else "") if debug
@@ -65,18 +65,3 @@ def _identity(appraisal: Appraisal, section: SoftwarePolicy, identity: str) -> N
                    + "in the policy's identities",
                    claim=TrustClaim.INSTANCE_IDENTITY, ok=2, fail=97,
                    expected=f"one of {section.identities}", found=identity)
-
-
-def _measurement(appraisal: Appraisal, section: SoftwarePolicy, measurement: str) -> None:
-    if not section.measurements:
-        appraisal.note("measurement",
-                       "no reference measurements in the policy: the software is unrecognized",
-                       claim=TrustClaim.EXECUTABLES, value=33)
-        return
-    known = measurement in section.measurements
-    appraisal.rule("measurement", known,
-                   "measurement matches a reference value" if known
-                   else "measurement matches no reference value",
-                   claim=TrustClaim.EXECUTABLES, ok=2, fail=96,
-                   expected=f"one of {len(section.measurements)} reference values",
-                   found=measurement)
