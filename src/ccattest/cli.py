@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import json
 import socket
@@ -264,6 +265,8 @@ def _with_collateral(evidence: Evidence, source: Path | None, *, offline: bool,
             except (CollateralUnavailable, ConfigError) as error:
                 misses.append(error)
                 continue
+            with contextlib.suppress(CollateralUnavailable, ConfigError):  # a claim, not a must
+                found["crl"] = client.crl(product, report.signing_key, at=at)
             return dataclasses.replace(evidence,
                                        endorsements={**evidence.endorsements, **found})
     raise next((e for e in misses if isinstance(e, CollateralUnavailable)), misses[0])

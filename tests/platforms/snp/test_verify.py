@@ -322,6 +322,27 @@ def test_crl_checked_when_given_as_object_der_or_pem():
         assert verified.collateral["crl"][0]["source"] == "configured"
 
 
+def test_crl_carried_as_an_endorsement():
+    evidence, report_data, _ = MILAN.evidence()
+    with_crl = dataclasses.replace(evidence, endorsements={
+        **evidence.endorsements, "crl": MILAN.crl().public_bytes(serialization.Encoding.DER)})
+    verified = _verify(MILAN, with_crl, report_data, allow_missing_crl=False)
+    assert verified.claims["revocation"] == "checked"
+    revoked = MILAN.crl(revoked=(MILAN.intermediate.serial_number,))
+    with pytest.raises(VerificationFailed, match="SEV-Milan is revoked"):
+        _verify(MILAN, dataclasses.replace(evidence, endorsements={
+            **evidence.endorsements, "crl": revoked.public_bytes(serialization.Encoding.PEM)}),
+            report_data)
+    forged = MILAN.crl(key=KEYS.rogue)  # signed by someone else: never trusted
+    with pytest.raises(VerificationFailed):
+        _verify(MILAN, dataclasses.replace(evidence, endorsements={
+            **evidence.endorsements, "crl": forged.public_bytes(serialization.Encoding.DER)}),
+            report_data)
+    with pytest.raises(MalformedEvidence, match="CRL endorsement"):
+        _verify(MILAN, dataclasses.replace(evidence, endorsements={
+            **evidence.endorsements, "crl": b"garbage"}), report_data)
+
+
 def test_revoked_ask_is_rejected():
     evidence, report_data, _ = MILAN.evidence()
     crl = MILAN.crl(revoked=(MILAN.intermediate.serial_number,))

@@ -250,7 +250,7 @@ class SnpVerifier:
             raise VerificationFailed("report_data does not bind the expected challenge",
                                      expected=report_data.hex(), found=report.report_data.hex(),
                                      hint="wrong nonce, wrong identity, or a replayed report")
-        revocation, crls = self._revocation(chain, at)
+        revocation, crls = self._revocation(chain, at, _evidence_crls(evidence))
         return VerifiedClaims(
             platform=PLATFORM,
             claims=_claims(report, chain, revocation),
@@ -308,12 +308,13 @@ class SnpVerifier:
 
     # --- revocation -------------------------------------------------------------------------
 
-    def _revocation(self, chain: _Chain, at: datetime
+    def _revocation(self, chain: _Chain, at: datetime,
+                    extra: tuple[x509.CertificateRevocationList, ...] = ()
                     ) -> tuple[str, list[x509.CertificateRevocationList]]:
         used = []
         pairs = ((chain.intermediate.cert, chain.ark), (chain.leaf.cert, chain.intermediate.cert))
         for cert, issuer in pairs:
-            for crl in self.crls:
+            for crl in (*self.crls, *extra):
                 if crl.issuer.public_bytes() == issuer.subject:
                     _check_crl(crl, issuer, cert, at)
                     used.append(crl)
@@ -325,6 +326,18 @@ class SnpVerifier:
                                      hint=f"fetch https://kdsintf.amd.com/vcek/v1/"
                                           f"{chain.product}/crl")
         return ("checked" if checked else "not_checked"), used
+
+
+def _evidence_crls(evidence: Evidence) -> tuple[x509.CertificateRevocationList, ...]:
+    """A CRL carried as an endorsement (e.g. fetched from AMD KDS with the VCEK); it is
+    trusted only after its signature checks out against the pinned chain."""
+    data = evidence.endorsements.get("crl")
+    if data is None:
+        return ()
+    try:
+        return (_load_crl(bytes(data)),)
+    except ConfigError as error:
+        raise MalformedEvidence("the CRL endorsement does not parse", found=error.found) from None
 
 
 def _check_crl(crl: x509.CertificateRevocationList, issuer: _Cert, cert: _Cert,
