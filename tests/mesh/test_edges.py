@@ -164,3 +164,14 @@ def test_config_builds_snp_attester_and_verifier(tmp_path):
     agent = build_agent(CCConfig.model_validate(data), tmp_path)
     assert [a.platform for a in agent.attesters] == ["software", "snp"]
     assert set(agent.verifiers) == {"software", "snp"}
+
+
+def test_config_without_software_verification(tmp_path):
+    request = FederationRequest([SiteRequest("server")])
+    provision(request, {"server": tmp_path}, tmp_path / "root", datetime.now(UTC))
+    import yaml
+
+    data = yaml.safe_load((tmp_path / "cc_config.yaml").read_text())
+    data["verify"] = {}
+    agent = build_agent(CCConfig.model_validate(data), tmp_path)
+    assert agent.verifiers == {} and agent.cc_enabled
