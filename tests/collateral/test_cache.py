@@ -104,7 +104,7 @@ def test_an_item_under_the_wrong_key_is_refused(milan):
 def test_unknown_kinds_and_bad_keys_are_config_errors(milan):
     cache = CollateralCache()
     with pytest.raises(ConfigError, match="unknown kind"):
-        cache.put("tdx.tcb_info", ("x",), b"{}", source="s", fetched_at=AT)
+        cache.put("nope.kind", ("x",), b"{}", source="s", fetched_at=AT)
     with pytest.raises(ConfigError, match="unknown kind"):
         cache.put("snp.nothing", ("x",), b"{}", source="s", fetched_at=AT)
     with pytest.raises(ConfigError, match="sequence of strings"):

@@ -55,7 +55,7 @@ Checker = Callable[[Key, bytes], Window]
 _CHECKERS: dict[str, Checker] = {}
 # Kinds whose checkers a module registers when imported; loaded on first use, so that a cache
 # read from disk or from a bundle understands them without the caller importing the fetcher.
-_PROVIDERS = {"snp.": "ccattest.platforms.snp.kds"}
+_PROVIDERS = {"snp.": "ccattest.platforms.snp.kds", "tdx.": "ccattest.platforms.tdx.pcs"}
 
 
 def register_kind(kind: str, checker: Checker) -> None:
