@@ -13,6 +13,7 @@ from ccattest.platforms.software.abi import SIGNED_SIZE, parse_report
 from ccattest.policy import Policy, SoftwarePolicy
 from ccattest.testing import SoftwareFixture
 from ccattest.testing.snp import SnpFixture
+from ccattest.testing.tdx import TdxFixture
 from ccattest.tokens import KeySet, SigningKey, jwks, sign_results, verify_token
 
 from .harness import Row, compare
@@ -57,7 +58,21 @@ def rows() -> list[Row]:
     def bare_p384() -> None:
         vcek_key.verify(snp_signature, snp_signed, ec.ECDSA(hashes.SHA384()))
 
+    tdx = TdxFixture.create()
+    tdx_verifier = tdx.verifier(tdx.collateral())
+    tdx_evidence, tdx_report_data, _ = tdx.evidence()
+    p256 = ec.generate_private_key(ec.SECP256R1())
+    message = b"q" * 632
+    p256_signature = p256.sign(message, ec.ECDSA(hashes.SHA256()))
+
+    def two_bare_p256() -> None:
+        for _ in range(2):
+            p256.public_key().verify(p256_signature, message, ec.ECDSA(hashes.SHA256()))
+
     return [
+        compare("TDX verify (collateral cached)", lambda: tdx_verifier.verify(
+            tdx_evidence, report_data=tdx_report_data, at=tdx.now), "two bare ECDSA P-256 "
+            "verifies", two_bare_p256),
         compare("SNP verify (chain cached)", lambda: snp_verifier.verify(
             snp_evidence, report_data=snp_report_data, at=at), "bare ECDSA P-384 verify",
             bare_p384),

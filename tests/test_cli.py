@@ -225,3 +225,70 @@ def test_collateral_fetch_export_import_then_verify_offline(vectors, tmp_path):
         assert json.loads(proc.stdout)["verified"] is True
     empty = run(*args, "--collateral", "empty-cache", cwd=tmp_path, check=2)
     assert "offline" in empty.stderr.lower()
+
+
+TDX_REPORT_DATA = ("9a9d48e7f6799642d3d1b34e1e5e1742d4bb02dd6ddd551862c1211d35c304f9"
+                   "eca3efdbb481601c163cf52493d6e44aed55d51ec39b7e518fadb92c2b523f20")
+TDX_MRTD = ("91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407"
+            "de03ae6dc5f87f27428b2538873118b7")
+
+
+@pytest.mark.vectors
+def test_verify_real_tdx_quote_with_collateral(vectors, tmp_path):
+    sample = vectors / "tdx/dcap-qvl/sample"
+    (tmp_path / "tdx.yaml").write_text(run("policy", "init", "--platform", "tdx",
+                                           "--measurement", TDX_MRTD, cwd=tmp_path).stdout)
+    args = ("verify", str(sample / "tdx_quote"), "--collateral",
+            str(sample / "tdx_quote_collateral.json"), "--report-data", TDX_REPORT_DATA,
+            "--json")
+    proc = run(*args, "--at", "2025-07-19T10:00:34Z", "--policy", "tdx.yaml", cwd=tmp_path,
+               check=0)  # the platform is detected from the quote header
+    claims = json.loads(proc.stdout)["claims"]
+    assert claims["tcb_status"] == "UpToDate" and claims["mr_td"] == TDX_MRTD
+    expired = run(*args, "--at", "2026-11-26", "--policy", "tdx.yaml", cwd=tmp_path, check=1)
+    assert "expired" in json.loads(expired.stdout)["reasons"][0]["message"]
+
+
+@pytest.mark.vectors
+def test_tdx_collateral_fetch_from_a_local_pcs_then_verify_offline(vectors, tmp_path):
+    from ccattest.platforms.tdx.collateral_json import collateral_from_json
+    from ccattest.testing.pcs_server import PcsServer
+
+    sample = vectors / "tdx/dcap-qvl/sample"
+    collateral = collateral_from_json((sample / "tdx_quote_collateral.json").read_bytes())
+    with PcsServer() as pcs:
+        pcs.serve_tcb_info("b0c06f000000", collateral.tcb_info, collateral.tcb_info_issuer_chain)
+        pcs.serve_qe_identity(collateral.qe_identity, collateral.qe_identity_issuer_chain)
+        pcs.serve_pck_crl("platform", collateral.pck_crl, collateral.pck_crl_issuer_chain)
+        pcs.serve_root_ca_crl(collateral.root_ca_crl)
+        fetched = run("collateral", "fetch", "--platform", "tdx", str(sample / "tdx_quote"),
+                      "--cache", "cache", "--url", pcs.url, cwd=tmp_path, check=None)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    # (the sample's collateral expired in 2025, so `collateral export`, which bundles what is
+    # valid now, would carry none of it: the cache folder is used directly)
+    proc = run("verify", str(sample / "tdx_quote"), "--platform", "tdx", "--collateral",
+               "cache", "--offline", "--report-data", TDX_REPORT_DATA, "--at",
+               "2025-07-19T10:00:34Z", "--json", cwd=tmp_path, check=1)  # no policy
+    assert json.loads(proc.stdout)["verified"] is True
+
+
+@pytest.mark.vectors
+def test_verify_ita_token(vectors, tmp_path):
+    ita = vectors / "ita/trustauthority-client-for-java/extracted"
+    jwks = json.loads((ita / "validJwks.json").read_text())
+    import base64
+
+    root_der = base64.b64decode(jwks["keys"][0]["x5c"][-1])
+    (tmp_path / "ita-root.der").write_bytes(root_der)
+    args = ("verify", str(ita / "validToken.jwt"), "--platform", "ita", "--jwks",
+            str(ita / "validJwks.json"), "--root", "ita-root.der", "--at",
+            "2023-12-21T05:33:00Z", "--json")
+    proc = run(*args, "--allow-unbound", cwd=tmp_path, check=1)  # an SGX token: not appraised
+    data = json.loads(proc.stdout)
+    assert data["verified"] is True and data["claims"]["attester_type"] == "SGX"
+    assert data["claims"]["binding"] == "not_checked"
+    run(*args, cwd=tmp_path, check=2)  # no --nonce/--report-data and no --allow-unbound
+    bad = run("verify", str(ita / "validToken.jwt"), "--platform", "ita", "--jwks",
+              str(ita / "leafVerificationFailureJWKS.json"), "--root", "ita-root.der", "--at",
+              "2023-12-21T05:33:00Z", "--allow-unbound", "--json", cwd=tmp_path, check=1)
+    assert json.loads(bad.stdout)["verified"] is False

@@ -37,3 +37,10 @@ def test_registration_conflicts():
 def test_detect(software):
     evidence, _, _ = software.evidence()
     assert detect_platform(evidence.report) == "software"
+
+
+def test_service_platforms_have_no_attester():
+    from ccattest.errors import PlatformUnavailable
+
+    with pytest.raises(PlatformUnavailable, match="issued by a service"):
+        attester_class("ita")

@@ -13,7 +13,8 @@ CORE = (
     "ccattest/freshness.py", "ccattest/tokens.py", "ccattest/timeutil.py",
     "ccattest/pipeline.py", "ccattest/policy/", "ccattest/platforms/base.py",
     "ccattest/platforms/software/", "ccattest/mesh/",
-    "ccattest/platforms/snp/", "ccattest/provisioning.py",
+    "ccattest/platforms/snp/", "ccattest/platforms/tdx/", "ccattest/platforms/ita/",
+    "ccattest/provisioning.py", "ccattest/collateral/",
 )
 
 

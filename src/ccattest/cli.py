@@ -10,7 +10,7 @@ import socket
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -32,7 +32,7 @@ from .platforms.software.collect import SoftwareAttester, default_items
 from .platforms.software.pki import DEFAULT_KEY_DIR, KeyDir, load_certificate
 from .platforms.software.verify import SoftwareVerifier
 from .policy import load_policy
-from .policy.model import DEFAULT_POLICY
+from .policy.model import DEFAULT_POLICY, Policy
 from .policy.templates import starter_policy
 from .render import print_error, print_result
 from .result import AttestationResult, Tier
@@ -182,6 +182,11 @@ def verify(
         "certificates (SNP: VCEK and chain from AMD KDS).")] = None,
     offline: Annotated[bool, typer.Option(
         help="Never fetch collateral; use only --collateral.")] = False,
+    jwks: Annotated[Path | None, typer.Option(
+        help="JWKS of the token issuer (ITA); its x5c chain must reach --root.")] = None,
+    allow_unbound: Annotated[bool, typer.Option(
+        help="Accept a token that binds no challenge of ours (claim binding: not_checked).")
+    ] = False,
     certs: Annotated[list[Path] | None, typer.Option(
         "--certs", help="Certificates for the evidence (e.g. SNP VCEK, ASK/ARK chain; "
         "PEM or DER; repeatable).")] = None,
@@ -199,9 +204,10 @@ def verify(
         evidence = _with_certs(load_evidence(_read(evidence_file), platform), certs or [])
         evidence = _with_collateral(evidence, collateral, offline=offline, at=when)
         expected = _expected_report_data(nonce, report_data, identity or evidence.attester,
-                                         context)
-        verifier = _verifier(evidence.platform, root, key_dir)
+                                         context, optional=allow_unbound)
         appraisal_policy = load_policy(policy) if policy else DEFAULT_POLICY
+        verifier = _verifier(evidence, _Sources(root, key_dir, jwks, collateral, offline,
+                                                allow_unbound, appraisal_policy, when))
         result = verify_and_appraise(evidence, verifier, appraisal_policy,
                                      report_data=expected, at=when)
         if identity and result.attester not in (None, identity):
@@ -246,15 +252,10 @@ def _with_collateral(evidence: Evidence, source: Path | None, *, offline: bool,
     if source is None and not offline:
         return evidence  # the verifier explains what is missing and where to get it
     from .collateral import CollateralCache
-    from .collateral.bundle import import_bundle
     from .platforms.snp.abi import parse_report
     from .platforms.snp.kds import KdsClient
 
-    if source is not None and source.is_file():
-        cache = CollateralCache(None)
-        import_bundle(cache, source)
-    else:
-        cache = CollateralCache(source.expanduser() if source else None)
+    cache = _cache_from(source) if source is not None else CollateralCache(None)
     report = parse_report(evidence.report)
     products = [report.product] if report.product else ["Milan", "Genoa", "Turin"]
     misses: list[CCAttestError] = []
@@ -274,27 +275,44 @@ def _with_collateral(evidence: Evidence, source: Path | None, *, offline: bool,
 
 @collateral_app.command("fetch")
 def collateral_fetch(
-    reports: Annotated[list[Path], typer.Argument(metavar="REPORT...",
-                                                  help="SNP reports (raw, hex or base64).")],
+    reports: Annotated[list[Path], typer.Argument(
+        metavar="REPORT...", help="SNP reports or TDX quotes (raw, hex or base64).")],
+    platform: Annotated[str, typer.Option(help="snp (AMD KDS) or tdx (Intel PCS).")] = "snp",
     cache: CacheOption = DEFAULT_CACHE,
     product: Annotated[str | None, typer.Option(
-        help="Milan, Genoa or Turin (needed for version 2 reports).")] = None,
-    crl: Annotated[bool, typer.Option(help="Also fetch the CRL.")] = False,
-    kds: Annotated[str | None, typer.Option(help="KDS base URL (default: AMD's).")] = None,
+        help="SNP: Milan, Genoa or Turin (needed for version 2 reports).")] = None,
+    crl: Annotated[bool, typer.Option(help="SNP: also fetch the CRL.")] = False,
+    url: Annotated[str | None, typer.Option(
+        "--url", "--kds", help="Service base URL (AMD KDS, Intel PCS or a PCCS).")] = None,
 ) -> None:
-    """Fetch the VCEKs, chains (and CRLs) these reports need into the cache."""
+    """Fetch the collateral these reports need into the cache (then `export` it)."""
     from .collateral import CollateralCache
-    from .collateral.bundle import fetch_for_reports
     from .encoding import decode_blob
-    from .platforms.snp.kds import KDS_URL, KdsClient
 
     try:
         blobs = [decode_blob(_read(path)) for path in reports]
-        with KdsClient(kds or KDS_URL, cache=CollateralCache(cache.expanduser())) as client:
-            count = fetch_for_reports(client, blobs, product=product, crl=crl)
+        store = CollateralCache(cache.expanduser())
+        if platform == "snp":
+            from .collateral.bundle import fetch_for_reports
+            from .platforms.snp.kds import KDS_URL, KdsClient
+
+            with KdsClient(url or KDS_URL, cache=store) as client:
+                count = fetch_for_reports(client, blobs, product=product, crl=crl)
+        elif platform == "tdx":
+            from .platforms.tdx import PCS_URL
+            from .platforms.tdx.pcs import PcsClient
+            from .platforms.tdx.verify import collateral_request
+
+            wanted = {collateral_request(blob) for blob in blobs}
+            with PcsClient(url or PCS_URL, cache=store) as client:
+                for fmspc, ca in sorted(wanted):
+                    client.collateral(bytes.fromhex(fmspc), ca)
+            count = len(wanted)
+        else:
+            raise ConfigError(f"no collateral service for {platform}", expected="snp or tdx")
     except CCAttestError as error:
         _fail(error)
-    out.print(f"{count} collateral items for {len(reports)} report(s) are in {cache}")
+    out.print(f"collateral for {len(reports)} report(s) ({count} sets/items) is in {cache}")
 
 
 @collateral_app.command("export")
@@ -338,20 +356,90 @@ def _as_pem(data: bytes) -> bytes:
             + "\n-----END CERTIFICATE-----\n").encode()
 
 
-def _verifier(platform: str, root: Path | None, key_dir: Path) -> Verifier:
+@dataclasses.dataclass(frozen=True)
+class _Sources:
+    """Where a verifier's trust anchors and collateral come from, per the command line."""
+
+    root: Path | None
+    key_dir: Path
+    jwks: Path | None
+    collateral: Path | None
+    offline: bool
+    allow_unbound: bool
+    policy: Policy
+    at: datetime
+
+
+def _verifier(evidence: Evidence, sources: _Sources) -> Verifier:
+    platform = evidence.platform
     if platform == "software":
-        roots = [load_certificate(root)] if root else [KeyDir(key_dir).root_certificate()]
+        root = sources.root
+        roots = [load_certificate(root)] if root else [KeyDir(sources.key_dir).root_certificate()]
         return SoftwareVerifier(roots)
     if platform == "snp":
         from .platforms.snp.verify import SnpVerifier
 
         return SnpVerifier()
+    if platform == "tdx":
+        return _tdx_verifier(evidence, sources)
+    if platform == "ita":
+        from .platforms.ita.verify import ItaVerifier, load_roots
+
+        if sources.jwks is None or sources.root is None:
+            raise ConfigError("ITA tokens need the issuer's JWKS and a root to trust",
+                              hint="pass --jwks FILE and --root PEM")
+        return ItaVerifier(sources.jwks, roots=load_roots(sources.root),
+                           allow_unbound=sources.allow_unbound)
     raise ConfigError(f"verifying {platform} evidence is not supported yet",
-                      expected="software or snp")
+                      expected="software, snp, tdx or ita")
+
+
+def _tdx_verifier(evidence: Evidence, sources: _Sources) -> Verifier:
+    from .platforms.tdx.collateral_json import collateral_from_json
+    from .platforms.tdx.pcs import PcsClient, collateral_from_path
+    from .platforms.tdx.verify import TdxVerifier, collateral_request
+
+    section = sources.policy.tdx
+    allow_expired = section is not None and section.expired_collateral == "warn"
+    source = sources.collateral
+    if source is not None and (source / "tcb_info.json").is_file():
+        collateral = collateral_from_path(source)  # a folder written by PCS tools or by us
+    elif source is not None and source.is_file() and _is_dcap_collateral(_read(source)):
+        collateral = collateral_from_json(_read(source), source=str(source))
+    elif source is None and "collateral" in evidence.endorsements:
+        collateral = None  # the evidence carries it
+    else:  # a cache folder, an offline bundle, or (online) Intel PCS
+        fmspc, ca = collateral_request(evidence.report)
+        with PcsClient(cache=_cache_from(source), offline=sources.offline) as client:
+            collateral = client.collateral(bytes.fromhex(fmspc), ca, at=sources.at)
+    return TdxVerifier(collateral, allow_expired_collateral=allow_expired)
+
+
+def _is_dcap_collateral(data: bytes) -> bool:
+    """The JSON shape of dcap-qvl's samples (a flat object with tcb_info), not a bundle."""
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(document, dict) and "tcb_info" in document
+
+
+def _cache_from(source: Path | None) -> Any:
+    """A collateral cache: the folder given, a bundle loaded into memory, or the default."""
+    from .collateral import CollateralCache
+    from .collateral.bundle import import_bundle
+
+    if source is not None and source.is_file():
+        cache = CollateralCache(None)
+        import_bundle(cache, source)
+        return cache
+    return CollateralCache((source or DEFAULT_CACHE).expanduser())
 
 
 def _expected_report_data(nonce: str | None, report_data: str | None, identity: str | None,
-                          context: str) -> bytes:
+                          context: str, *, optional: bool = False) -> bytes | None:
+    if optional and nonce is None and report_data is None:
+        return None  # the verifier records that no binding was checked
     if (nonce is None) == (report_data is None):
         raise ConfigError("give exactly one of --nonce and --report-data")
     if report_data is not None:

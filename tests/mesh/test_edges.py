@@ -175,3 +175,28 @@ def test_config_without_software_verification(tmp_path):
     data["verify"] = {}
     agent = build_agent(CCConfig.model_validate(data), tmp_path)
     assert agent.verifiers == {} and agent.cc_enabled
+
+
+def test_config_builds_tdx_attester_and_verifier(tmp_path):
+    from ccattest.platforms.tdx.collateral_json import collateral_to_json
+    from ccattest.testing.tdx import TdxFixture
+
+    request = FederationRequest([SiteRequest("server")])
+    provision(request, {"server": tmp_path}, tmp_path / "root", datetime.now(UTC))
+    fixture = TdxFixture.create()
+    (tmp_path / "tdx-collateral.json").write_bytes(collateral_to_json(fixture.collateral()))
+    import yaml
+
+    data = yaml.safe_load((tmp_path / "cc_config.yaml").read_text())
+    data["collect"]["tdx"] = {"tsm_root": str(tmp_path / "tsm")}
+    data["verify"]["tdx"] = {"collateral": "tdx-collateral.json"}
+    agent = build_agent(CCConfig.model_validate(data), tmp_path)
+    assert [a.platform for a in agent.attesters] == ["software", "tdx"]
+    assert agent.verifiers["tdx"].collateral is not None
+    data["verify"]["tdx"] = {"collateral": "missing.json"}
+    from ccattest.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot read TDX collateral"):
+        build_agent(CCConfig.model_validate(data), tmp_path)
+    data["verify"]["tdx"] = {}
+    assert build_agent(CCConfig.model_validate(data), tmp_path).verifiers["tdx"].collateral is None

@@ -58,14 +58,25 @@ class SnpVerify(_Strict):
     allow_missing_crl: bool = True
 
 
+class TdxCollect(_Strict):
+    tsm_root: str = "/sys/kernel/config/tsm/report"
+
+
+class TdxVerify(_Strict):
+    collateral: str | None = None  # dcap-style collateral JSON, relative to the config
+    allow_expired_collateral: bool = False
+
+
 class CollectConfig(_Strict):
     software: SoftwareCollect | None = None
     snp: SnpCollect | None = None
+    tdx: TdxCollect | None = None
 
 
 class VerifyConfig(_Strict):
     software: SoftwareVerify | None = None
     snp: SnpVerify | None = None
+    tdx: TdxVerify | None = None
 
 
 class RosterEntry(_Strict):
@@ -128,6 +139,24 @@ def software_attester(site: str, spec: SoftwareCollect, base: Path) -> LiveSoftw
     return LiveSoftwareAttester(credentials, measure, svn=spec.svn)
 
 
+def _tdx_verifier(spec: TdxVerify, base: Path) -> Any:
+    """With a collateral file the verifier is fixed; without one, peers attach collateral to
+    their evidence (endorsement "collateral"), fetched by the site from its cache or PCS."""
+    from ..platforms.tdx.verify import TdxVerifier
+
+    collateral = None
+    if spec.collateral is not None:
+        from ..platforms.tdx.collateral_json import collateral_from_json
+
+        path = base / spec.collateral
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read TDX collateral {path}", found=str(exc)) from None
+        collateral = collateral_from_json(data, source=str(path))
+    return TdxVerifier(collateral, allow_expired_collateral=spec.allow_expired_collateral)
+
+
 def build_agent(config: CCConfig, base: Path) -> SiteAgent:
     attesters: list[Any] = []
     if config.collect.software is not None:
@@ -137,6 +166,10 @@ def build_agent(config: CCConfig, base: Path) -> SiteAgent:
 
         snp = config.collect.snp
         attesters.append(SnpAttester(Path(snp.tsm_root), Path(snp.sev_guest), vmpl=snp.vmpl))
+    if config.collect.tdx is not None:
+        from ..platforms.tdx.collect import TdxAttester
+
+        attesters.append(TdxAttester(Path(config.collect.tdx.tsm_root)))
     verifiers: dict[str, Any] = {}
     if config.verify.software is not None:
         roots = [load_certificate(base / root) for root in config.verify.software.roots]
@@ -145,5 +178,7 @@ def build_agent(config: CCConfig, base: Path) -> SiteAgent:
         from ..platforms.snp.verify import SnpVerifier
 
         verifiers["snp"] = SnpVerifier(allow_missing_crl=config.verify.snp.allow_missing_crl)
+    if config.verify.tdx is not None:
+        verifiers["tdx"] = _tdx_verifier(config.verify.tdx, base)
     return SiteAgent(config.site, attesters, verifiers, load_policy(base / config.policy),
                      roster_of(config))

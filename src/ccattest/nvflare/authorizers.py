@@ -108,3 +108,10 @@ class SNPAuthorizer(_AgentAuthorizer):
     """AMD SEV-SNP: native verification, no snpguest subprocess, no temp files."""
 
     platform = "snp"
+
+
+class TDXAuthorizer(_AgentAuthorizer):
+    """Intel TDX: native DCAP quote verification against the site's collateral; no
+    trustauthority-cli, no sudo, no token on a command line."""
+
+    platform = "tdx"

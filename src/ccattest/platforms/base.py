@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from ..errors import ConfigError, MalformedEvidence
+from ..errors import ConfigError, MalformedEvidence, PlatformUnavailable
 from ..evidence import Evidence
 from ..result import Reason
 
@@ -53,9 +53,9 @@ class Verifier(Protocol):
 @dataclass(frozen=True)
 class PlatformEntry:
     name: str
-    attester: str  # "module:Class"
+    attester: str | None  # "module:Class"; None where evidence is a service's token
     verifier: str
-    magic: bytes | None = None  # leading bytes that identify a bare report, where any
+    magic: tuple[bytes, ...] = ()  # leading bytes that identify a bare report, where any
     summary: str = ""
 
 
@@ -86,7 +86,10 @@ def _load(path: str) -> type:
 
 
 def attester_class(name: str) -> type:
-    return _load(_entry(name).attester)
+    entry = _entry(name)
+    if entry.attester is None:
+        raise PlatformUnavailable(f"{name} evidence is issued by a service, not collected here")
+    return _load(entry.attester)
 
 
 def verifier_class(name: str) -> type:
@@ -96,7 +99,7 @@ def verifier_class(name: str) -> type:
 def detect_platform(report: bytes) -> str:
     """The platform of a bare report, where its format says so."""
     for entry in _REGISTRY.values():
-        if entry.magic and report.startswith(entry.magic):
+        if any(report.startswith(magic) for magic in entry.magic):
             return entry.name
     raise MalformedEvidence(
         "cannot tell the platform of this evidence",
@@ -116,10 +119,28 @@ register_platform(
 )
 register_platform(
     PlatformEntry(
+        name="tdx",
+        attester="ccattest.platforms.tdx.collect:TdxAttester",
+        verifier="ccattest.platforms.tdx.verify:TdxVerifier",
+        # quote v4 and v5 headers: version, ECDSA P-256 attestation key, TEE type TDX
+        magic=(b"\x04\x00\x02\x00\x81\x00\x00\x00", b"\x05\x00\x02\x00\x81\x00\x00\x00"),
+        summary="Intel TDX: DCAP quotes, PCK chain to the pinned Intel SGX Root CA, TCB status",
+    )
+)
+register_platform(
+    PlatformEntry(
+        name="ita",
+        attester=None,
+        verifier="ccattest.platforms.ita.verify:ItaVerifier",
+        summary="Intel Trust Authority tokens: PS384 JWT, x5c chain to a configured root",
+    )
+)
+register_platform(
+    PlatformEntry(
         name="software",
         attester="ccattest.platforms.software.collect:SoftwareAttester",
         verifier="ccattest.platforms.software.verify:SoftwareVerifier",
-        magic=b"CCSW",
+        magic=(b"CCSW",),
         summary="development TEE: signed reports from a local key; no hardware guarantee",
     )
 )

@@ -5,12 +5,14 @@ from .load import load_policy, parse_policy
 from .model import CommonPolicy, Policy
 from .snp import SnpPolicy
 from .software import SoftwarePolicy
+from .tdx import TdxPolicy
 
 __all__ = [
     "CommonPolicy",
     "Policy",
     "SnpPolicy",
     "SoftwarePolicy",
+    "TdxPolicy",
     "appraise",
     "appraise_failure",
     "check_required_platforms",

@@ -11,12 +11,16 @@ from ..platforms.base import VerifiedClaims
 from ..result import AttestationResult, Reason, TrustClaim, TrustVector, Value
 from ..timeutil import require_aware
 from .base import Appraisal
+from .ita import appraise_ita
 from .model import Policy
 from .snp import appraise_snp
 from .software import appraise_software
+from .tdx import appraise_tdx
 
 Appraiser = Callable[[Any, Mapping[str, Any]], Appraisal]
-APPRAISERS: dict[str, Appraiser] = {"software": appraise_software, "snp": appraise_snp}
+APPRAISERS: dict[str, Appraiser] = {
+    "software": appraise_software, "snp": appraise_snp, "tdx": appraise_tdx, "ita": appraise_ita,
+}
 
 # Claims a verifier's failure speaks to: the evidence says nothing trustworthy about them.
 _EVIDENCE_CLAIMS = (TrustClaim.INSTANCE_IDENTITY, TrustClaim.CONFIGURATION,

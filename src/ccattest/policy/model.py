@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from .base import StrictModel
 from .snp import SnpPolicy
 from .software import SoftwarePolicy
+from .tdx import TdxPolicy
 
 
 class CommonPolicy(StrictModel):
@@ -27,9 +28,11 @@ class Policy(StrictModel):
     common: CommonPolicy = Field(default_factory=CommonPolicy)
     software: SoftwarePolicy | None = None
     snp: SnpPolicy | None = None
+    tdx: TdxPolicy | None = None
 
     def section(self, platform: str) -> BaseModel | None:
-        return getattr(self, platform, None) if platform in _PLATFORM_SECTIONS else None
+        name = _SHARED_SECTIONS.get(platform, platform)
+        return getattr(self, name, None) if name in _PLATFORM_SECTIONS else None
 
     def resolve_files(self, base: Path) -> Policy:
         """Read the reference-value files the sections name, relative to `base`."""
@@ -41,5 +44,7 @@ class Policy(StrictModel):
         return self.model_copy(update=updates)
 
 
-_PLATFORM_SECTIONS = ("software", "snp")
+_PLATFORM_SECTIONS = ("software", "snp", "tdx")
+# Platforms judged by another platform's rules: ITA tokens carry TDX claims.
+_SHARED_SECTIONS = {"ita": "tdx"}
 DEFAULT_POLICY = Policy(id="ccattest-default")

@@ -66,7 +66,32 @@ snp:
   require_revocation_check: false
 """
 
-TEMPLATES = {"software": _SOFTWARE, "snp": _SNP}
+_TDX = """\
+
+# Intel TDX trust domains (and Intel Trust Authority tokens, judged by the same rules).
+# The verifier proves the quote chains to Intel's pinned SGX Root CA and matches the DCAP
+# collateral; these rules say which TCB levels and which TDs you accept.
+tdx:
+  allow: true
+  accepted_tcb_statuses: [UpToDate]     # e.g. add SWHardeningNeeded after review
+  accepted_qe_tcb_statuses: [UpToDate]
+  # out_of_date_grace_days: 30          # tolerate OutOfDate this long after its tcbDate
+  forbidden_advisory_ids: []            # e.g. [INTEL-SA-00837]
+  # MRTD of the TD images you built and reviewed (SHA-384, hex).
+  mrtd: [{measurements}]
+  # mrtd_file: tdx-mrtd.txt
+  rtmrs: {{}}                           # e.g. {{2: [<hex>]}} for the kernel command line
+  mr_config_id: []
+  mr_owner: []
+  mr_owner_config: []
+  mr_seam: []                           # allowed TDX module measurements; empty: any
+  allow_debug: false                    # a debug TD exposes its memory to the host
+  xfam: []
+  # min_tee_tcb_svn: "03000600000000000000000000000000"
+  expired_collateral: reject            # or warn
+"""
+
+TEMPLATES = {"software": _SOFTWARE, "snp": _SNP, "tdx": _TDX}
 
 
 def starter_policy(platforms: Sequence[str], measurements: Sequence[str] = ()) -> str:
