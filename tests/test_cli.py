@@ -170,7 +170,9 @@ def test_platforms_and_unsupported(workspace):
     assert "software" in run("platforms", cwd=workspace).stdout
     no_snp = run("collect", "--platform", "snp", "--nonce", NONCE, cwd=workspace, check=2)
     assert "PlatformUnavailable" in no_snp.stderr  # this machine is no SEV-SNP guest
-    run("collect", "--platform", "tdx", "--nonce", NONCE, cwd=workspace, check=2)
+    no_tdx = run("collect", "--platform", "tdx", "--nonce", NONCE, cwd=workspace, check=2)
+    assert "PlatformUnavailable" in no_tdx.stderr
+    run("collect", "--platform", "nvgpu", "--nonce", NONCE, cwd=workspace, check=2)
 
 
 def test_demo(tmp_path):

@@ -126,7 +126,8 @@ def collect(
 ) -> None:
     """Collect evidence that answers NONCE. [software] creates a development root and site key
     in --key-dir on first use; [snp] asks the SEV-SNP firmware (configfs-tsm or
-    /dev/sev-guest) and includes the certificate table when the host provides one."""
+    /dev/sev-guest) and includes the certificate table when the host provides one; [tdx]
+    asks the TDX module through configfs-tsm."""
     try:
         identity = site or socket.gethostname().split(".")[0] or "localhost"
         report_data = bind(_hex(nonce, "--nonce"), identity, context)
@@ -143,9 +144,15 @@ def collect(
             evidence = dataclasses.replace(SnpAttester().collect(report_data),
                                            attester=identity)
             detail = f"{len(evidence.report)}-byte report"
+        elif platform == "tdx":
+            from .platforms.tdx.collect import TdxAttester
+
+            evidence = dataclasses.replace(TdxAttester().collect(report_data),
+                                           attester=identity)
+            detail = f"{len(evidence.report)}-byte quote"
         else:
             raise ConfigError(f"collecting {platform} evidence is not supported yet",
-                              expected="software or snp")
+                              expected="software, snp or tdx")
     except CCAttestError as error:
         _fail(error)
     text = evidence.to_json() + "\n"
