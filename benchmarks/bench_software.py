@@ -8,10 +8,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from ccattest.freshness import ChallengeIssuer
 from ccattest.pipeline import verify_and_appraise
+from ccattest.platforms.nvgpu.abi import parse_report as parse_gpu_report
 from ccattest.platforms.snp.abi import parse_report as parse_snp_report
 from ccattest.platforms.software.abi import SIGNED_SIZE, parse_report
 from ccattest.policy import Policy, SoftwarePolicy
 from ccattest.testing import SoftwareFixture
+from ccattest.testing.nvgpu import NvgpuFixture
 from ccattest.testing.snp import SnpFixture
 from ccattest.testing.tdx import TdxFixture
 from ccattest.tokens import KeySet, SigningKey, jwks, sign_results, verify_token
@@ -69,7 +71,21 @@ def rows() -> list[Row]:
         for _ in range(2):
             p256.public_key().verify(p256_signature, message, ec.ECDSA(hashes.SHA256()))
 
+    gpu = NvgpuFixture.create()
+    gpu_verifier = gpu.verifier()
+    gpu_evidence, gpu_nonce = gpu.evidence()
+    gpu_report = parse_gpu_report(gpu_evidence.report)
+    gpu_key = gpu.leaf.public_key()
+    gpu_signature = encode_dss_signature(*gpu_report.signature_rs)
+    gpu_signed = gpu_report.signed_bytes()
+
+    def bare_gpu_p384() -> None:
+        gpu_key.verify(gpu_signature, gpu_signed, ec.ECDSA(hashes.SHA384()))
+
     return [
+        compare("GPU report verify (chain cached)", lambda: gpu_verifier.verify(
+            gpu_evidence, report_data=gpu_nonce, at=gpu.now), "bare ECDSA P-384 verify",
+            bare_gpu_p384),
         compare("TDX verify (collateral cached)", lambda: tdx_verifier.verify(
             tdx_evidence, report_data=tdx_report_data, at=tdx.now), "two bare ECDSA P-256 "
             "verifies", two_bare_p256),

@@ -294,3 +294,45 @@ def test_verify_ita_token(vectors, tmp_path):
               str(ita / "leafVerificationFailureJWKS.json"), "--root", "ita-root.der", "--at",
               "2023-12-21T05:33:00Z", "--allow-unbound", "--json", cwd=tmp_path, check=1)
     assert json.loads(bad.stdout)["verified"] is False
+
+
+GPU_NONCE = "4cff7f5380ead8fad8ec2c531c110aca4302a88f603792801a8ca29ee151af2e"
+
+
+@pytest.mark.vectors
+def test_verify_real_gpu_report_with_rims(vectors, tmp_path):
+    lgv, lgv2023 = vectors / "gpu/nvtrust-lgv/samples", vectors / "gpu/nvtrust-lgv-2023/samples"
+    (tmp_path / "gpu.yaml").write_text("nvgpu:\n  allow: true\n  require_cc_mode: false\n")
+    args = ("verify", str(lgv2023 / "attestationReport.txt"), "--certs",
+            str(lgv2023 / "gpuAkCertChain.txt"), "--nonce", GPU_NONCE, "--at", "2023-07-15",
+            "--json")
+    rims = ("--rim", str(lgv / "Driver_RIM_test_no_gpu.swidtag"),
+            "--rim", str(lgv / "1010_0200_882_96005E0001_test_no_gpu.swidtag"))
+    proc = run(*args, *rims, "--policy", "gpu.yaml", cwd=tmp_path, check=0)  # detected by magic
+    claims = json.loads(proc.stdout)["claims"]
+    assert claims["arch"] == "HOPPER" and claims["measurements"]["matched"] is True
+    no_rims = run(*args, "--policy", "gpu.yaml", "--offline", cwd=tmp_path, check=1)
+    assert any("RIM" in r["message"] for r in json.loads(no_rims.stdout)["reasons"]
+               if not r["passed"])
+    wrong = run(*args[:4], "--nonce", "00" * 32, *args[6:], *rims, "--policy", "gpu.yaml",
+                cwd=tmp_path, check=1)
+    assert json.loads(wrong.stdout)["verified"] is False
+
+
+def test_verify_nras_result(tmp_path):
+    from ccattest.testing.nras import NrasFixture
+
+    fixture = NrasFixture.create()
+    (tmp_path / "eat.json").write_text(fixture.eat())
+    (tmp_path / "jwks.json").write_text(json.dumps(fixture.jwks()))
+    at = fixture.now.isoformat()
+    (tmp_path / "gpu.yaml").write_text("nvgpu:\n  allow: true\n  require_cc_mode: false\n")
+    proc = run("verify", "eat.json", "--platform", "nvgpu-nras", "--jwks", "jwks.json",
+               "--nonce", fixture.nonce.hex(), "--at", at, "--policy", "gpu.yaml", "--json",
+               cwd=tmp_path, check=None)
+    data = json.loads(proc.stdout)
+    assert data["verified"] is True and data["claims"]["overall_result"] is True
+    run("verify", "eat.json", "--platform", "nvgpu-nras", "--jwks", "jwks.json", "--nonce",
+        "11" * 32, "--at", at, "--json", cwd=tmp_path, check=1)
+    run("verify", "eat.json", "--platform", "nvgpu-nras", "--nonce", fixture.nonce.hex(),
+        cwd=tmp_path, check=2)  # no --jwks

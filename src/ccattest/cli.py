@@ -25,6 +25,7 @@ from .errors import (
     VerificationFailed,
 )
 from .evidence import Evidence, bind
+from .mesh.agent import report_data_size
 from .pipeline import verify_and_appraise
 from .platforms.base import Verifier
 from .platforms.base import platforms as registered_platforms
@@ -144,6 +145,13 @@ def collect(
             evidence = dataclasses.replace(SnpAttester().collect(report_data),
                                            attester=identity)
             detail = f"{len(evidence.report)}-byte report"
+        elif platform == "nvgpu":
+            from .platforms.nvgpu.collect import NvgpuAttester
+
+            gpu_nonce = bind(_hex(nonce, "--nonce"), identity, context, size=32)
+            evidence = dataclasses.replace(NvgpuAttester().collect(gpu_nonce),
+                                           attester=identity)
+            detail = "GPU evidence"
         elif platform == "tdx":
             from .platforms.tdx.collect import TdxAttester
 
@@ -152,7 +160,7 @@ def collect(
             detail = f"{len(evidence.report)}-byte quote"
         else:
             raise ConfigError(f"collecting {platform} evidence is not supported yet",
-                              expected="software, snp or tdx")
+                              expected="software, snp, tdx or nvgpu")
     except CCAttestError as error:
         _fail(error)
     text = evidence.to_json() + "\n"
@@ -190,7 +198,10 @@ def verify(
     offline: Annotated[bool, typer.Option(
         help="Never fetch collateral; use only --collateral.")] = False,
     jwks: Annotated[Path | None, typer.Option(
-        help="JWKS of the token issuer (ITA); its x5c chain must reach --root.")] = None,
+        help="JWKS of the token issuer (ITA, NRAS).")] = None,
+    rim: Annotated[list[Path] | None, typer.Option(
+        "--rim", help="NVIDIA GPU reference integrity manifest (driver or VBIOS; repeatable).")
+    ] = None,
     allow_unbound: Annotated[bool, typer.Option(
         help="Accept a token that binds no challenge of ours (claim binding: not_checked).")
     ] = False,
@@ -211,10 +222,12 @@ def verify(
         evidence = _with_certs(load_evidence(_read(evidence_file), platform), certs or [])
         evidence = _with_collateral(evidence, collateral, offline=offline, at=when)
         expected = _expected_report_data(nonce, report_data, identity or evidence.attester,
-                                         context, optional=allow_unbound)
+                                         context, optional=allow_unbound,
+                                         platform=evidence.platform)
         appraisal_policy = load_policy(policy) if policy else DEFAULT_POLICY
         verifier = _verifier(evidence, _Sources(root, key_dir, jwks, collateral, offline,
-                                                allow_unbound, appraisal_policy, when))
+                                                allow_unbound, appraisal_policy, when,
+                                                tuple(rim or [])))
         result = verify_and_appraise(evidence, verifier, appraisal_policy,
                                      report_data=expected, at=when)
         if identity and result.attester not in (None, identity):
@@ -375,6 +388,7 @@ class _Sources:
     allow_unbound: bool
     policy: Policy
     at: datetime
+    rims: tuple[Path, ...] = ()
 
 
 def _verifier(evidence: Evidence, sources: _Sources) -> Verifier:
@@ -389,6 +403,14 @@ def _verifier(evidence: Evidence, sources: _Sources) -> Verifier:
         return SnpVerifier()
     if platform == "tdx":
         return _tdx_verifier(evidence, sources)
+    if platform == "nvgpu":
+        return _nvgpu_verifier(sources)
+    if platform == "nvgpu-nras":
+        from .platforms.nvgpu.nras import NrasVerifier
+
+        if sources.jwks is None:
+            raise ConfigError("NRAS results need NRAS's JWKS", hint="pass --jwks FILE")
+        return NrasVerifier(sources.jwks, allow_unbound=sources.allow_unbound)
     if platform == "ita":
         from .platforms.ita.verify import ItaVerifier, load_roots
 
@@ -398,7 +420,22 @@ def _verifier(evidence: Evidence, sources: _Sources) -> Verifier:
         return ItaVerifier(sources.jwks, roots=load_roots(sources.root),
                            allow_unbound=sources.allow_unbound)
     raise ConfigError(f"verifying {platform} evidence is not supported yet",
-                      expected="software, snp, tdx or ita")
+                      expected="software, snp, tdx, ita, nvgpu or nvgpu-nras")
+
+
+def _nvgpu_verifier(sources: _Sources) -> Verifier:
+    """RIMs from --rim files, else from the collateral cache (or NVIDIA's RIM service when
+    online); without either, the comparison is left out and the policy says so."""
+    from .platforms.nvgpu.rimcheck import RimCheck
+    from .platforms.nvgpu.rimservice import RimClient
+    from .platforms.nvgpu.verify import NvgpuVerifier
+
+    client = None
+    if sources.collateral is not None or not sources.offline:
+        client = RimClient(cache=_cache_from(sources.collateral), offline=sources.offline)
+    if not sources.rims and client is None:
+        return NvgpuVerifier()
+    return NvgpuVerifier(rim=RimCheck([_read(path) for path in sources.rims], client=client))
 
 
 def _tdx_verifier(evidence: Evidence, sources: _Sources) -> Verifier:
@@ -444,17 +481,23 @@ def _cache_from(source: Path | None) -> Any:
 
 
 def _expected_report_data(nonce: str | None, report_data: str | None, identity: str | None,
-                          context: str, *, optional: bool = False) -> bytes | None:
+                          context: str, *, optional: bool = False, platform: str = ""
+                          ) -> bytes | None:
     if optional and nonce is None and report_data is None:
         return None  # the verifier records that no binding was checked
     if (nonce is None) == (report_data is None):
         raise ConfigError("give exactly one of --nonce and --report-data")
     if report_data is not None:
         return _hex(report_data, "--report-data")
+    if platform in ("nvgpu", "nvgpu-nras") and not identity:
+        # A bare GPU report (or an NRAS result) names no attester: the nonce is the raw
+        # 32-byte value that went to the GPU, as in NVIDIA's own tools.
+        return _hex(nonce or "", "--nonce")
     if not identity:
         raise ConfigError("the evidence names no attester",
                           hint="pass --identity (the name the attester bound) or --report-data")
-    return bind(_hex(nonce or "", "--nonce"), identity, context)
+    size = report_data_size(platform)
+    return bind(_hex(nonce or "", "--nonce"), identity, context, size=size)
 
 
 def _write_ear(path: Path, result: AttestationResult, key_dir: Path, report_data: bytes,

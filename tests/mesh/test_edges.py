@@ -200,3 +200,22 @@ def test_config_builds_tdx_attester_and_verifier(tmp_path):
         build_agent(CCConfig.model_validate(data), tmp_path)
     data["verify"]["tdx"] = {}
     assert build_agent(CCConfig.model_validate(data), tmp_path).verifiers["tdx"].collateral is None
+
+
+def test_config_builds_nvgpu_attester_and_verifier(tmp_path):
+    request = FederationRequest([SiteRequest("server")])
+    provision(request, {"server": tmp_path}, tmp_path / "root", datetime.now(UTC))
+    import yaml
+
+    (tmp_path / "driver.swidtag").write_bytes(b"<xml/>")
+    data = yaml.safe_load((tmp_path / "cc_config.yaml").read_text())
+    data["collect"]["nvgpu"] = {}
+    data["verify"]["nvgpu"] = {"rims": ["driver.swidtag"], "rim_cache": "rims"}
+    agent = build_agent(CCConfig.model_validate(data), tmp_path)
+    assert [a.platform for a in agent.attesters] == ["software", "nvgpu"]
+    assert agent.verifiers["nvgpu"].rim is not None
+    data["verify"]["nvgpu"] = {"rims": ["missing.swidtag"]}
+    from ccattest.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot read RIM"):
+        build_agent(CCConfig.model_validate(data), tmp_path)

@@ -55,7 +55,9 @@ Checker = Callable[[Key, bytes], Window]
 _CHECKERS: dict[str, Checker] = {}
 # Kinds whose checkers a module registers when imported; loaded on first use, so that a cache
 # read from disk or from a bundle understands them without the caller importing the fetcher.
-_PROVIDERS = {"snp.": "ccattest.platforms.snp.kds", "tdx.": "ccattest.platforms.tdx.pcs"}
+_PROVIDERS = {"snp.": "ccattest.platforms.snp.kds", "tdx.": "ccattest.platforms.tdx.pcs",
+              "nvgpu.rim": "ccattest.platforms.nvgpu.rimservice",
+              "nvgpu.ocsp": "ccattest.platforms.nvgpu.ocsp"}
 
 
 def register_kind(kind: str, checker: Checker) -> None:

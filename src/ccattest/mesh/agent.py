@@ -13,6 +13,12 @@ from ..policy import Policy, check_required_platforms
 from ..result import AttestationResult, Reason
 from .roster import Roster
 
+REPORT_DATA_SIZES = {"nvgpu": 32}  # the GPU's SPDM nonce; CPU TEEs take 64 bytes
+
+
+def report_data_size(platform: str) -> int:
+    return REPORT_DATA_SIZES.get(platform, 64)
+
 
 @dataclass(frozen=True)
 class SiteVerdict:
@@ -74,20 +80,21 @@ class SiteAgent:
     def cc_enabled(self) -> bool:
         return bool(self.attesters)
 
-    def collect_report_data(self, nonce: bytes, context: str) -> bytes:
-        return bind(nonce, self.identity, context)
+    def collect_report_data(self, nonce: bytes, context: str, platform: str = "") -> bytes:
+        return bind(nonce, self.identity, context, size=report_data_size(platform))
 
     def collect(self, nonce: bytes, context: str) -> list[Evidence]:
-        """One evidence per local platform, all bound to the same challenge."""
-        report_data = self.collect_report_data(nonce, context)
-        return [attester.collect(report_data) for attester in self.attesters]
+        """One evidence per local platform, all bound to the same challenge: a GPU's 32-byte
+        nonce and a CPU TEE's 64-byte report_data both derive from it, so the site's
+        composite result ties the GPU to the CPU TEE that answered the same challenge."""
+        return [attester.collect(self.collect_report_data(nonce, context, attester.platform))
+                for attester in self.attesters]
 
     def judge(self, peer: str, evidence: Sequence[Evidence], *, nonce: bytes, context: str,
               at: datetime) -> SiteVerdict:
         spec = self.roster.spec(peer)
         if not spec.cc_enabled:
             return SiteVerdict(peer, at, cc_enabled=False)
-        report_data = bind(nonce, peer, context)
         results, reasons = [], []
         presented = [item.platform for item in evidence]
         for item in evidence:
@@ -98,6 +105,7 @@ class SiteAgent:
                                       "site does not accept from it",
                                       expected=", ".join(spec.platforms), found=item.platform))
                 continue
+            report_data = bind(nonce, peer, context, size=report_data_size(item.platform))
             result = verify_and_appraise(item, verifier, self.policy, report_data=report_data,
                                          at=at)
             results.append(result)

@@ -67,16 +67,28 @@ class TdxVerify(_Strict):
     allow_expired_collateral: bool = False
 
 
+class NvgpuCollect(_Strict):
+    pass  # NVML finds the GPUs; CC mode must be on
+
+
+class NvgpuVerify(_Strict):
+    rims: list[str] = Field(default_factory=list)  # RIM files, relative to the config
+    rim_cache: str | None = None  # else RIMs come only from `rims`
+    offline: bool = True  # fetch missing RIMs from NVIDIA only when set to false
+
+
 class CollectConfig(_Strict):
     software: SoftwareCollect | None = None
     snp: SnpCollect | None = None
     tdx: TdxCollect | None = None
+    nvgpu: NvgpuCollect | None = None
 
 
 class VerifyConfig(_Strict):
     software: SoftwareVerify | None = None
     snp: SnpVerify | None = None
     tdx: TdxVerify | None = None
+    nvgpu: NvgpuVerify | None = None
 
 
 class RosterEntry(_Strict):
@@ -157,6 +169,24 @@ def _tdx_verifier(spec: TdxVerify, base: Path) -> Any:
     return TdxVerifier(collateral, allow_expired_collateral=spec.allow_expired_collateral)
 
 
+def _nvgpu_verifier(spec: NvgpuVerify, base: Path) -> Any:
+    from ..collateral import CollateralCache
+    from ..platforms.nvgpu.rimcheck import RimCheck
+    from ..platforms.nvgpu.rimservice import RimClient
+    from ..platforms.nvgpu.verify import NvgpuVerifier
+
+    files = []
+    for name in spec.rims:
+        try:
+            files.append((base / name).read_bytes())
+        except OSError as exc:
+            raise ConfigError(f"cannot read RIM {base / name}", found=str(exc)) from None
+    client = None
+    if spec.rim_cache is not None:
+        client = RimClient(cache=CollateralCache(base / spec.rim_cache), offline=spec.offline)
+    return NvgpuVerifier(rim=RimCheck(files, client=client))
+
+
 def build_agent(config: CCConfig, base: Path) -> SiteAgent:
     attesters: list[Any] = []
     if config.collect.software is not None:
@@ -170,6 +200,10 @@ def build_agent(config: CCConfig, base: Path) -> SiteAgent:
         from ..platforms.tdx.collect import TdxAttester
 
         attesters.append(TdxAttester(Path(config.collect.tdx.tsm_root)))
+    if config.collect.nvgpu is not None:
+        from ..platforms.nvgpu.collect import NvgpuAttester
+
+        attesters.append(NvgpuAttester())
     verifiers: dict[str, Any] = {}
     if config.verify.software is not None:
         roots = [load_certificate(base / root) for root in config.verify.software.roots]
@@ -180,5 +214,7 @@ def build_agent(config: CCConfig, base: Path) -> SiteAgent:
         verifiers["snp"] = SnpVerifier(allow_missing_crl=config.verify.snp.allow_missing_crl)
     if config.verify.tdx is not None:
         verifiers["tdx"] = _tdx_verifier(config.verify.tdx, base)
+    if config.verify.nvgpu is not None:
+        verifiers["nvgpu"] = _nvgpu_verifier(config.verify.nvgpu, base)
     return SiteAgent(config.site, attesters, verifiers, load_policy(base / config.policy),
                      roster_of(config))

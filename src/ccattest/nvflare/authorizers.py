@@ -61,8 +61,8 @@ class _AgentAuthorizer(CCAuthorizer):  # noqa: B024 - abstract only without nvfl
         at = utcnow().isoformat()
         value = secrets.token_bytes(32)
         attesters = [a for a in self.agent.attesters if a.platform == self.platform]
-        evidence = [a.collect(self.agent.collect_report_data(_nonce(value, at), CONTEXT))
-                    for a in attesters]
+        evidence = [a.collect(self.agent.collect_report_data(_nonce(value, at), CONTEXT,
+                                                             a.platform)) for a in attesters]
         body = {"site": self.agent.identity, "nonce": value.hex(), "time": at,
                 "evidence": evidence_to_wire(evidence)}
         return base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
@@ -108,6 +108,13 @@ class SNPAuthorizer(_AgentAuthorizer):
     """AMD SEV-SNP: native verification, no snpguest subprocess, no temp files."""
 
     platform = "snp"
+
+
+class GPUAuthorizer(_AgentAuthorizer):
+    """NVIDIA GPU CC: native SPDM verification against the pinned device root and the RIMs
+    the site's cc_config names; no deprecated SDK, no remote service required."""
+
+    platform = "nvgpu"
 
 
 class TDXAuthorizer(_AgentAuthorizer):

@@ -129,6 +129,24 @@ register_platform(
 )
 register_platform(
     PlatformEntry(
+        name="nvgpu",
+        attester="ccattest.platforms.nvgpu.collect:NvgpuAttester",
+        verifier="ccattest.platforms.nvgpu.verify:NvgpuVerifier",
+        magic=(b"\x11\xe0\x01\xff",),  # SPDM 1.1 GET_MEASUREMENTS, all blocks
+        summary="NVIDIA GPU CC (Hopper, Blackwell): SPDM measurements, device chain to the "
+                "pinned NVIDIA Device Identity CA, RIMs",
+    )
+)
+register_platform(
+    PlatformEntry(
+        name="nvgpu-nras",
+        attester=None,
+        verifier="ccattest.platforms.nvgpu.nras:NrasVerifier",
+        summary="NVIDIA Remote Attestation Service results: ES384 detached EAT, submods digests",
+    )
+)
+register_platform(
+    PlatformEntry(
         name="ita",
         attester=None,
         verifier="ccattest.platforms.ita.verify:ItaVerifier",

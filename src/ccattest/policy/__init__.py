@@ -3,12 +3,14 @@
 from .appraise import appraise, appraise_failure, check_required_platforms
 from .load import load_policy, parse_policy
 from .model import CommonPolicy, Policy
+from .nvgpu import NvgpuPolicy
 from .snp import SnpPolicy
 from .software import SoftwarePolicy
 from .tdx import TdxPolicy
 
 __all__ = [
     "CommonPolicy",
+    "NvgpuPolicy",
     "Policy",
     "SnpPolicy",
     "SoftwarePolicy",

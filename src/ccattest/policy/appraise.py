@@ -13,6 +13,7 @@ from ..timeutil import require_aware
 from .base import Appraisal
 from .ita import appraise_ita
 from .model import Policy
+from .nvgpu import appraise_nras, appraise_nvgpu
 from .snp import appraise_snp
 from .software import appraise_software
 from .tdx import appraise_tdx
@@ -20,6 +21,7 @@ from .tdx import appraise_tdx
 Appraiser = Callable[[Any, Mapping[str, Any]], Appraisal]
 APPRAISERS: dict[str, Appraiser] = {
     "software": appraise_software, "snp": appraise_snp, "tdx": appraise_tdx, "ita": appraise_ita,
+    "nvgpu": appraise_nvgpu, "nvgpu-nras": appraise_nras,
 }
 
 # Claims a verifier's failure speaks to: the evidence says nothing trustworthy about them.

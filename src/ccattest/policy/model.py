@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .base import StrictModel
+from .nvgpu import NvgpuPolicy
 from .snp import SnpPolicy
 from .software import SoftwarePolicy
 from .tdx import TdxPolicy
@@ -29,6 +30,7 @@ class Policy(StrictModel):
     software: SoftwarePolicy | None = None
     snp: SnpPolicy | None = None
     tdx: TdxPolicy | None = None
+    nvgpu: NvgpuPolicy | None = None
 
     def section(self, platform: str) -> BaseModel | None:
         name = _SHARED_SECTIONS.get(platform, platform)
@@ -44,7 +46,7 @@ class Policy(StrictModel):
         return self.model_copy(update=updates)
 
 
-_PLATFORM_SECTIONS = ("software", "snp", "tdx")
+_PLATFORM_SECTIONS = ("software", "snp", "tdx", "nvgpu")
 # Platforms judged by another platform's rules: ITA tokens carry TDX claims.
-_SHARED_SECTIONS = {"ita": "tdx"}
+_SHARED_SECTIONS = {"ita": "tdx", "nvgpu-nras": "nvgpu"}
 DEFAULT_POLICY = Policy(id="ccattest-default")

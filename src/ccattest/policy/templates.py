@@ -91,7 +91,26 @@ tdx:
   expired_collateral: reject            # or warn
 """
 
-TEMPLATES = {"software": _SOFTWARE, "snp": _SNP, "tdx": _TDX}
+_NVGPU = """\
+
+# NVIDIA GPUs in CC mode (Hopper, Blackwell), and NRAS results judged by the same rules.
+# The verifier proves the report is signed by a genuine NVIDIA GPU (device chain to NVIDIA's
+# pinned Device Identity CA) and answers our nonce; these rules say which GPUs you accept.
+nvgpu:
+  allow: true
+  architectures: []             # e.g. [HOPPER, BLACKWELL]; empty: any
+  # min_driver_version: "550.90.07"
+  # min_vbios_version: "96.00.9F.00.01"
+  driver_versions: []           # exact allow-lists; empty: any
+  vbios_versions: []
+  require_rim_match: true       # measurements must match NVIDIA's signed RIMs
+  require_cc_mode: true         # DevTools mode is not confidential
+  require_ppcie: false          # protected PCIe (multi-GPU)
+  allow_cert_hold: false        # a certificate on hold (OCSP) is tolerated when true
+  require_revocation_check: false
+"""
+
+TEMPLATES = {"software": _SOFTWARE, "snp": _SNP, "tdx": _TDX, "nvgpu": _NVGPU}
 
 
 def starter_policy(platforms: Sequence[str], measurements: Sequence[str] = ()) -> str:
