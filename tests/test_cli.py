@@ -336,3 +336,24 @@ def test_verify_nras_result(tmp_path):
         "11" * 32, "--at", at, "--json", cwd=tmp_path, check=1)
     run("verify", "eat.json", "--platform", "nvgpu-nras", "--nonce", fixture.nonce.hex(),
         cwd=tmp_path, check=2)  # no --jwks
+
+
+@pytest.mark.vectors
+def test_gpu_collateral_fetch_asks_the_rim_service_for_the_reports_rims(vectors, tmp_path):
+    from ccattest.testing.nvidia_server import NvidiaServer
+
+    lgv, lgv2023 = vectors / "gpu/nvtrust-lgv/samples", vectors / "gpu/nvtrust-lgv-2023/samples"
+    with NvidiaServer() as server:
+        server.serve_rim("NV_GPU_DRIVER_GH100_545.00",
+                         (lgv / "Driver_RIM_test_no_gpu.swidtag").read_bytes())
+        server.serve_rim("NV_GPU_VBIOS_1010_0200_882_96005E0001",
+                         (lgv / "1010_0200_882_96005E0001_test_no_gpu.swidtag").read_bytes())
+        proc = run("collateral", "fetch", "--platform", "nvgpu",
+                   str(lgv2023 / "attestationReport.txt"), "--cache", "cache", "--url",
+                   server.url, cwd=tmp_path, check=None)
+        paths = [request.path for request in server.requests]
+    assert "/v1/rim/NV_GPU_DRIVER_GH100_545.00" in paths
+    # NVIDIA's 2023 test RIMs were signed by a certificate that has expired since: a RIM
+    # that does not verify now is never cached.
+    assert proc.returncode == 1 and "RIM" in proc.stderr
+    assert not list((tmp_path / "cache").glob("*"))

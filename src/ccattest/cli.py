@@ -296,8 +296,11 @@ def _with_collateral(evidence: Evidence, source: Path | None, *, offline: bool,
 @collateral_app.command("fetch")
 def collateral_fetch(
     reports: Annotated[list[Path], typer.Argument(
-        metavar="REPORT...", help="SNP reports or TDX quotes (raw, hex or base64).")],
-    platform: Annotated[str, typer.Option(help="snp (AMD KDS) or tdx (Intel PCS).")] = "snp",
+        metavar="REPORT...", help="SNP reports, TDX quotes or GPU reports (raw, hex, base64).")],
+    platform: Annotated[str, typer.Option(
+        help="snp (AMD KDS), tdx (Intel PCS) or nvgpu (NVIDIA RIM service).")] = "snp",
+    gpu_arch: Annotated[str | None, typer.Option(
+        "--gpu-arch", help="nvgpu: hopper or blackwell (names the driver RIM).")] = None,
     cache: CacheOption = DEFAULT_CACHE,
     product: Annotated[str | None, typer.Option(
         help="SNP: Milan, Genoa or Turin (needed for version 2 reports).")] = None,
@@ -328,8 +331,26 @@ def collateral_fetch(
                 for fmspc, ca in sorted(wanted):
                     client.collateral(bytes.fromhex(fmspc), ca)
             count = len(wanted)
+        elif platform == "nvgpu":
+            from .platforms.nvgpu.abi import parse_report as parse_gpu_report
+            from .platforms.nvgpu.rim import rim_ids
+            from .platforms.nvgpu.rimservice import RimClient
+
+            wanted = set()
+            for blob in blobs:
+                fields = parse_gpu_report(blob).fields
+                ids = rim_ids(driver_version=fields.driver_version,
+                              vbios_version=fields.vbios_version, project=fields.project,
+                              project_sku=fields.project_sku, chip_sku=fields.chip_sku,
+                              arch=gpu_arch or "hopper", chip_info=fields.chip_info)
+                wanted |= {ids.driver, ids.vbios}
+            with RimClient(*([url] if url else []), cache=store) as client:
+                for rim_id in sorted(wanted):
+                    client.rim(rim_id, at=utcnow())
+            count = len(wanted)
         else:
-            raise ConfigError(f"no collateral service for {platform}", expected="snp or tdx")
+            raise ConfigError(f"no collateral service for {platform}",
+                              expected="snp, tdx or nvgpu")
     except CCAttestError as error:
         _fail(error)
     out.print(f"collateral for {len(reports)} report(s) ({count} sets/items) is in {cache}")
