@@ -16,7 +16,7 @@ help:
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,nvflare]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,nvflare,gpu]'
 	@touch $@
 
 install: $(INSTALLED)
