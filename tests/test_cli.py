@@ -357,3 +357,50 @@ def test_gpu_collateral_fetch_asks_the_rim_service_for_the_reports_rims(vectors,
     # that does not verify now is never cached.
     assert proc.returncode == 1 and "RIM" in proc.stderr
     assert not list((tmp_path / "cache").glob("*"))
+
+
+AZURE_MEASUREMENT = ("6a063be9dd79f6371c842e480f8dc3b5c725961344e57130e88c5adf49e8f7f6"
+                     "c79b75a5eb77fc769959f4aeb2f9401e")
+
+
+@pytest.mark.vectors
+def test_verify_azure_snp_cvm_from_trustee_json(vectors, tmp_path):
+    evidence = vectors / "azure/trustee/deps/verifier/test_data/az-snp-vtpm/evidence-v1.json"
+    (tmp_path / "snp.yaml").write_text(run("policy", "init", "--platform", "snp",
+                                           "--measurement", AZURE_MEASUREMENT,
+                                           cwd=tmp_path).stdout)
+    args = ("verify", str(evidence), "--platform", "azure-snp", "--at", "2025-10-01",
+            "--json", "--policy", "snp.yaml")
+    proc = run(*args, "--report-data", b"challenge".hex(), cwd=tmp_path, check=0)
+    claims = json.loads(proc.stdout)["claims"]
+    assert claims["snp"]["measurement"] == AZURE_MEASUREMENT and claims["pcrs"]
+    wrong = run(*args, "--report-data", b"another".hex(), cwd=tmp_path, check=1)
+    assert json.loads(wrong.stdout)["verified"] is False
+    tdx = vectors / "azure/trustee/deps/verifier/test_data/az-tdx-vtpm/evidence-v1.json"
+    run("verify", str(tdx), "--platform", "azure-tdx", "--report-data", b"challenge".hex(),
+        "--at", "2025-10-01", cwd=tmp_path, check=2)  # no TCB collateral: unusable
+    chain_only = run("verify", str(tdx), "--platform", "azure-tdx", "--report-data",
+                     b"challenge".hex(), "--at", "2025-10-01", "--tdx-chain-only", "--json",
+                     cwd=tmp_path, check=1)  # verified, but no TCB status: not affirmed
+    assert json.loads(chain_only.stdout)["verified"] is True
+
+
+def test_verify_maa_token(tmp_path):
+    from ccattest.testing.maa import MaaFixture
+
+    fixture = MaaFixture.create()
+    evidence, nonce = fixture.evidence()
+    (tmp_path / "token.jwt").write_bytes(evidence.report)
+    (tmp_path / "jwks.json").write_text(json.dumps(fixture.jwks()))
+    (tmp_path / "azure.yaml").write_text("azure:\n  allow: true\n")
+    args = ("verify", "token.jwt", "--platform", "maa", "--jwks", "jwks.json", "--at",
+            fixture.now.isoformat(), "--json", "--policy", "azure.yaml")
+    proc = run(*args, "--instance", fixture.instance, "--report-data", nonce.hex(),
+               cwd=tmp_path, check=None)
+    data = json.loads(proc.stdout)
+    assert data["verified"] is True and data["claims"]["binding"] in ("runtime_data",
+                                                                       "report_data")
+    other = run(*args, "--instance", "https://elsewhere.attest.azure.net", "--report-data",
+                nonce.hex(), cwd=tmp_path, check=1)  # jku outside the allow list
+    assert json.loads(other.stdout)["verified"] is False
+    run(*args, "--report-data", nonce.hex(), cwd=tmp_path, check=2)  # no --instance

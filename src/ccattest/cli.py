@@ -199,6 +199,12 @@ def verify(
         help="Never fetch collateral; use only --collateral.")] = False,
     jwks: Annotated[Path | None, typer.Option(
         help="JWKS of the token issuer (ITA, NRAS).")] = None,
+    instance: Annotated[list[str] | None, typer.Option(
+        "--instance", help="MAA: an Azure Attestation instance whose tokens you accept "
+        "(repeatable).")] = None,
+    tdx_chain_only: Annotated[bool, typer.Option(
+        help="Azure TDX CVM without TCB collateral: check the quote's chain only (the TCB "
+        "status stays unevaluated and the policy says so).")] = False,
     rim: Annotated[list[Path] | None, typer.Option(
         "--rim", help="NVIDIA GPU reference integrity manifest (driver or VBIOS; repeatable).")
     ] = None,
@@ -219,7 +225,7 @@ def verify(
     Exit status: 0 affirming, 3 warning, 1 rejected, 2 unusable input or usage."""
     try:
         when = _at(at)
-        evidence = _with_certs(load_evidence(_read(evidence_file), platform), certs or [])
+        evidence = _with_certs(_load(evidence_file, platform), certs or [])
         evidence = _with_collateral(evidence, collateral, offline=offline, at=when)
         expected = _expected_report_data(nonce, report_data, identity or evidence.attester,
                                          context, optional=allow_unbound,
@@ -227,7 +233,8 @@ def verify(
         appraisal_policy = load_policy(policy) if policy else DEFAULT_POLICY
         verifier = _verifier(evidence, _Sources(root, key_dir, jwks, collateral, offline,
                                                 allow_unbound, appraisal_policy, when,
-                                                tuple(rim or [])))
+                                                tuple(rim or []), tuple(instance or []),
+                                                tdx_chain_only))
         result = verify_and_appraise(evidence, verifier, appraisal_policy,
                                      report_data=expected, at=when)
         if identity and result.attester not in (None, identity):
@@ -252,6 +259,20 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}", found=exc.strerror) from None
+
+
+def _load(path: Path, platform: str | None) -> Evidence:
+    """Evidence files as users have them; Azure CVM evidence also in trustee's JSON shapes."""
+    data = _read(path)
+    if platform in ("azure-snp", "azure-tdx") and b'"format"' not in data[:4096]:
+        from .platforms.azure.vtpm import evidence_from_trustee_json
+
+        evidence = evidence_from_trustee_json(data)
+        if evidence.platform != platform:
+            raise ConfigError("evidence is for another platform", expected=platform,
+                              found=evidence.platform)
+        return evidence
+    return load_evidence(data, platform)
 
 
 def _with_certs(evidence: Evidence, paths: list[Path]) -> Evidence:
@@ -410,6 +431,8 @@ class _Sources:
     policy: Policy
     at: datetime
     rims: tuple[Path, ...] = ()
+    instances: tuple[str, ...] = ()
+    tdx_chain_only: bool = False
 
 
 def _verifier(evidence: Evidence, sources: _Sources) -> Verifier:
@@ -426,6 +449,23 @@ def _verifier(evidence: Evidence, sources: _Sources) -> Verifier:
         return _tdx_verifier(evidence, sources)
     if platform == "nvgpu":
         return _nvgpu_verifier(sources)
+    if platform in ("azure-snp", "azure-tdx"):
+        from .platforms.azure.vtpm import AzureCvmVerifier
+
+        return AzureCvmVerifier(platform, tdx_chain_only=sources.tdx_chain_only)
+    if platform == "maa":
+        from .platforms.azure.maa import JwksClient, MaaVerifier
+
+        if not sources.instances:
+            raise ConfigError("MAA tokens are accepted only from instances you name",
+                              hint="pass --instance https://<name>.attest.azure.net")
+        if sources.jwks is not None:
+            return MaaVerifier(instances=sources.instances, jwks=sources.jwks,
+                               allow_unbound=sources.allow_unbound)
+        clients = [JwksClient(instance, cache=_cache_from(sources.collateral))
+                   for instance in sources.instances]
+        return MaaVerifier(instances=sources.instances, client=clients,
+                           allow_unbound=sources.allow_unbound)
     if platform == "nvgpu-nras":
         from .platforms.nvgpu.nras import NrasVerifier
 
@@ -510,9 +550,9 @@ def _expected_report_data(nonce: str | None, report_data: str | None, identity: 
         raise ConfigError("give exactly one of --nonce and --report-data")
     if report_data is not None:
         return _hex(report_data, "--report-data")
-    if platform in ("nvgpu", "nvgpu-nras") and not identity:
-        # A bare GPU report (or an NRAS result) names no attester: the nonce is the raw
-        # 32-byte value that went to the GPU, as in NVIDIA's own tools.
+    if platform in ("nvgpu", "nvgpu-nras", "azure-snp", "azure-tdx") and not identity:
+        # A bare GPU report, an NRAS result or a vTPM quote names no attester: the nonce is
+        # the raw value that went to the GPU or into the quote's extraData.
         return _hex(nonce or "", "--nonce")
     if not identity:
         raise ConfigError("the evidence names no attester",
@@ -558,7 +598,7 @@ def policy_check(path: Annotated[Path, typer.Argument(metavar="FILE")]) -> None:
         loaded = load_policy(path)
     except CCAttestError as error:
         _fail(error)
-    sections = [name for name in registered_platforms() if loaded.section(name) is not None]
+    sections = loaded.sections()
     out.print(f"[green]ok[/green]: {path} (policy id {loaded.id}; platform sections: "
               f"{', '.join(sections) or 'none'})")
 

@@ -219,3 +219,26 @@ def test_config_builds_nvgpu_attester_and_verifier(tmp_path):
 
     with pytest.raises(ConfigError, match="cannot read RIM"):
         build_agent(CCConfig.model_validate(data), tmp_path)
+
+
+def test_config_builds_azure_attesters_and_verifiers(tmp_path):
+    request = FederationRequest([SiteRequest("server")])
+    provision(request, {"server": tmp_path}, tmp_path / "root", datetime.now(UTC))
+    import json
+
+    import yaml
+
+    from ccattest.testing.maa import MaaFixture
+
+    (tmp_path / "maa-jwks.json").write_text(json.dumps(MaaFixture.create().jwks()))
+    data = yaml.safe_load((tmp_path / "cc_config.yaml").read_text())
+    data["collect"]["azure_cvm"] = {"tpm_device": str(tmp_path / "tpm")}
+    data["collect"]["aci"] = {"maa_endpoint": "example.attest.azure.net"}
+    data["verify"]["azure_cvm"] = True
+    data["verify"]["maa"] = {"instances": ["https://example.attest.azure.net"],
+                             "jwks": "maa-jwks.json"}
+    agent = build_agent(CCConfig.model_validate(data), tmp_path)
+    assert [a.platform for a in agent.attesters][1:] == ["azure-snp", "maa"]
+    assert {"azure-snp", "azure-tdx", "maa"} <= set(agent.verifiers)
+    data["verify"]["maa"] = {"instances": ["https://example.attest.azure.net"]}
+    assert "maa" in build_agent(CCConfig.model_validate(data), tmp_path).verifiers

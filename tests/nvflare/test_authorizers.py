@@ -8,7 +8,14 @@ pytest.importorskip("nvflare")
 
 from nvflare.app_opt.confidential_computing.cc_authorizer import CCAuthorizer
 
-from ccattest.nvflare.authorizers import SNPAuthorizer, SoftwareAuthorizer
+from ccattest.nvflare.authorizers import (
+    ACIAuthorizer,
+    AzureCVMAuthorizer,
+    GPUAuthorizer,
+    SNPAuthorizer,
+    SoftwareAuthorizer,
+    TDXAuthorizer,
+)
 from ccattest.provisioning import FederationRequest, SiteRequest, provision
 
 
@@ -52,3 +59,13 @@ def test_snp_authorizer_without_snp_evidence_refuses(bundles):
     assert snp.get_namespace() == "x-ccattest-snp"
     token = _authorizer(bundles, "site-1").generate()  # software evidence only
     assert not snp.verify(token)
+
+
+def test_every_platform_has_an_authorizer_namespace(bundles):
+    config = str(bundles["server"] / "cc_config.yaml")
+    names = {cls(cc_config=config).get_namespace() for cls in
+             (SoftwareAuthorizer, SNPAuthorizer, TDXAuthorizer, GPUAuthorizer,
+              AzureCVMAuthorizer, ACIAuthorizer)}
+    assert names == {"x-ccattest-software", "x-ccattest-snp", "x-ccattest-tdx",
+                     "x-ccattest-nvgpu", "x-ccattest-azure-snp", "x-ccattest-maa"}
+    assert AzureCVMAuthorizer(cc_config=config).accepted == ("azure-snp", "azure-tdx")

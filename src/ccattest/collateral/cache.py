@@ -57,7 +57,7 @@ _CHECKERS: dict[str, Checker] = {}
 # read from disk or from a bundle understands them without the caller importing the fetcher.
 _PROVIDERS = {"snp.": "ccattest.platforms.snp.kds", "tdx.": "ccattest.platforms.tdx.pcs",
               "nvgpu.rim": "ccattest.platforms.nvgpu.rimservice",
-              "nvgpu.ocsp": "ccattest.platforms.nvgpu.ocsp"}
+              "nvgpu.ocsp": "ccattest.platforms.nvgpu.ocsp", "maa.": "ccattest.platforms.azure.maa"}
 
 
 def register_kind(kind: str, checker: Checker) -> None:

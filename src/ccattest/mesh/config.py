@@ -77,11 +77,28 @@ class NvgpuVerify(_Strict):
     offline: bool = True  # fetch missing RIMs from NVIDIA only when set to false
 
 
+class AzureCvmCollect(_Strict):
+    tpm_device: str = "/dev/tpmrm0"
+    nv_index: int = 0x01400001
+
+
+class AciCollect(_Strict):
+    sidecar: str = "http://localhost:8284"
+    maa_endpoint: str
+
+
+class MaaVerify(_Strict):
+    instances: list[str] = Field(min_length=1)
+    jwks: str | None = None  # offline keys, relative to the config; else fetched (jku)
+
+
 class CollectConfig(_Strict):
     software: SoftwareCollect | None = None
     snp: SnpCollect | None = None
     tdx: TdxCollect | None = None
     nvgpu: NvgpuCollect | None = None
+    azure_cvm: AzureCvmCollect | None = None
+    aci: AciCollect | None = None
 
 
 class VerifyConfig(_Strict):
@@ -89,6 +106,8 @@ class VerifyConfig(_Strict):
     snp: SnpVerify | None = None
     tdx: TdxVerify | None = None
     nvgpu: NvgpuVerify | None = None
+    azure_cvm: bool = False  # verify azure-snp / azure-tdx evidence (TDX with verify.tdx)
+    maa: MaaVerify | None = None
 
 
 class RosterEntry(_Strict):
@@ -187,6 +206,39 @@ def _nvgpu_verifier(spec: NvgpuVerify, base: Path) -> Any:
     return NvgpuVerifier(rim=RimCheck(files, client=client))
 
 
+def _azure_attesters(collect: CollectConfig) -> list[Any]:
+    attesters: list[Any] = []
+    if collect.azure_cvm is not None:
+        from ..platforms.azure.vtpm import AzureCvmAttester
+
+        attesters.append(AzureCvmAttester(tpm_device=Path(collect.azure_cvm.tpm_device),
+                                          nv_index=collect.azure_cvm.nv_index))
+    if collect.aci is not None:
+        from ..platforms.azure.aci import AciAttester
+
+        attesters.append(AciAttester(collect.aci.sidecar, collect.aci.maa_endpoint))
+    return attesters
+
+
+def _azure_verifiers(spec: VerifyConfig, tdx: Any, base: Path) -> dict[str, Any]:
+    verifiers: dict[str, Any] = {}
+    if spec.azure_cvm:
+        from ..platforms.azure.vtpm import AzureCvmVerifier
+
+        verifiers["azure-snp"] = AzureCvmVerifier("azure-snp")
+        verifiers["azure-tdx"] = AzureCvmVerifier("azure-tdx", tdx_verifier=tdx)
+    if spec.maa is not None:
+        from ..platforms.azure.maa import JwksClient, MaaVerifier
+
+        if spec.maa.jwks is not None:
+            verifiers["maa"] = MaaVerifier(instances=spec.maa.instances,
+                                           jwks=base / spec.maa.jwks)
+        else:
+            verifiers["maa"] = MaaVerifier(instances=spec.maa.instances,
+                                           client=[JwksClient(i) for i in spec.maa.instances])
+    return verifiers
+
+
 def build_agent(config: CCConfig, base: Path) -> SiteAgent:
     attesters: list[Any] = []
     if config.collect.software is not None:
@@ -204,6 +256,7 @@ def build_agent(config: CCConfig, base: Path) -> SiteAgent:
         from ..platforms.nvgpu.collect import NvgpuAttester
 
         attesters.append(NvgpuAttester())
+    attesters += _azure_attesters(config.collect)
     verifiers: dict[str, Any] = {}
     if config.verify.software is not None:
         roots = [load_certificate(base / root) for root in config.verify.software.roots]
@@ -216,5 +269,6 @@ def build_agent(config: CCConfig, base: Path) -> SiteAgent:
         verifiers["tdx"] = _tdx_verifier(config.verify.tdx, base)
     if config.verify.nvgpu is not None:
         verifiers["nvgpu"] = _nvgpu_verifier(config.verify.nvgpu, base)
+    verifiers.update(_azure_verifiers(config.verify, verifiers.get("tdx"), base))
     return SiteAgent(config.site, attesters, verifiers, load_policy(base / config.policy),
                      roster_of(config))

@@ -46,6 +46,11 @@ def _nonce(value: bytes, at: str) -> bytes:
 
 class _AgentAuthorizer(CCAuthorizer):  # noqa: B024 - abstract only without nvflare
     platform = ""
+    also: tuple[str, ...] = ()  # further evidence platforms this authorizer speaks for
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        return (self.platform, *self.also)
 
     def __init__(self, cc_config: str = "local/cc/cc_config.yaml",
                  max_age_seconds: float = 300.0) -> None:
@@ -60,7 +65,7 @@ class _AgentAuthorizer(CCAuthorizer):  # noqa: B024 - abstract only without nvfl
     def generate(self) -> str:
         at = utcnow().isoformat()
         value = secrets.token_bytes(32)
-        attesters = [a for a in self.agent.attesters if a.platform == self.platform]
+        attesters = [a for a in self.agent.attesters if a.platform in self.accepted]
         evidence = [a.collect(self.agent.collect_report_data(_nonce(value, at), CONTEXT,
                                                              a.platform)) for a in attesters]
         body = {"site": self.agent.identity, "nonce": value.hex(), "time": at,
@@ -89,7 +94,7 @@ class _AgentAuthorizer(CCAuthorizer):  # noqa: B024 - abstract only without nvfl
         check_window(sent, at=now, max_age=self.max_age)
         self._seen.check_and_add(value, at=now)
         evidence = [e for e in evidence_from_wire(body.get("evidence"))
-                    if e.platform == self.platform]
+                    if e.platform in self.accepted]
         verdict = self.agent.judge(body["site"], evidence,
                                    nonce=_nonce(value, body["time"]), context=CONTEXT, at=now)
         if not verdict.affirming:
@@ -122,3 +127,18 @@ class TDXAuthorizer(_AgentAuthorizer):
     trustauthority-cli, no sudo, no token on a command line."""
 
     platform = "tdx"
+
+
+class AzureCVMAuthorizer(_AgentAuthorizer):
+    """Azure confidential VMs: the HCL report verified natively (SNP or TDX) and a vTPM quote
+    bound to it; no sudo, no temp files."""
+
+    platform = "azure-snp"
+    also = ("azure-tdx",)
+
+
+class ACIAuthorizer(_AgentAuthorizer):
+    """Azure Confidential Container Instances: MAA tokens from the SKR sidecar, bound to a
+    nonce through runtime data and judged by the azure policy section."""
+
+    platform = "maa"

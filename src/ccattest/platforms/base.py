@@ -147,6 +147,30 @@ register_platform(
 )
 register_platform(
     PlatformEntry(
+        name="azure-snp",
+        attester="ccattest.platforms.azure.vtpm:AzureCvmAttester",
+        verifier="ccattest.platforms.azure.vtpm:AzureSnpVerifier",
+        summary="Azure confidential VM on SEV-SNP: HCL report, vTPM quote bound to the report",
+    )
+)
+register_platform(
+    PlatformEntry(
+        name="azure-tdx",
+        attester="ccattest.platforms.azure.vtpm:AzureCvmAttester",
+        verifier="ccattest.platforms.azure.vtpm:AzureTdxVerifier",
+        summary="Azure confidential VM on TDX: HCL report with TDREPORT, TD quote, vTPM quote",
+    )
+)
+register_platform(
+    PlatformEntry(
+        name="maa",
+        attester="ccattest.platforms.azure.aci:AciAttester",
+        verifier="ccattest.platforms.azure.maa:MaaVerifier",
+        summary="Microsoft Azure Attestation tokens: RS256, jku of an allow-listed instance",
+    )
+)
+register_platform(
+    PlatformEntry(
         name="ita",
         attester=None,
         verifier="ccattest.platforms.ita.verify:ItaVerifier",

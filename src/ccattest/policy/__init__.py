@@ -1,6 +1,7 @@
 """Appraisal policies: YAML loaded into pydantic models, judged against verified claims."""
 
 from .appraise import appraise, appraise_failure, check_required_platforms
+from .azure import AzurePolicy
 from .load import load_policy, parse_policy
 from .model import CommonPolicy, Policy
 from .nvgpu import NvgpuPolicy
@@ -9,6 +10,7 @@ from .software import SoftwarePolicy
 from .tdx import TdxPolicy
 
 __all__ = [
+    "AzurePolicy",
     "CommonPolicy",
     "NvgpuPolicy",
     "Policy",

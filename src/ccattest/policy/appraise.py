@@ -10,6 +10,7 @@ from ..errors import CCAttestError, MalformedEvidence
 from ..platforms.base import VerifiedClaims
 from ..result import AttestationResult, Reason, TrustClaim, TrustVector, Value
 from ..timeutil import require_aware
+from .azure import appraise_maa
 from .base import Appraisal
 from .ita import appraise_ita
 from .model import Policy
@@ -21,8 +22,21 @@ from .tdx import appraise_tdx
 Appraiser = Callable[[Any, Mapping[str, Any]], Appraisal]
 APPRAISERS: dict[str, Appraiser] = {
     "software": appraise_software, "snp": appraise_snp, "tdx": appraise_tdx, "ita": appraise_ita,
-    "nvgpu": appraise_nvgpu, "nvgpu-nras": appraise_nras,
+    "nvgpu": appraise_nvgpu, "nvgpu-nras": appraise_nras, "maa": appraise_maa,
+    # An Azure CVM's hardware report is judged by its TEE's own section.
+    "azure-snp": lambda section, claims: appraise_snp(section, claims["snp"]),
+    "azure-tdx": lambda section, claims: _azure_tdx(section, claims["tdx"]),
 }
+
+def _azure_tdx(section: Any, tdx: Mapping[str, Any]) -> Appraisal:
+    if tdx.get("tcb_status") is None:  # verified with --tdx-chain-only: no TCB evaluated
+        appraisal = Appraisal()
+        appraisal.rule("tdx_tcb", False, "the TD's TCB status was not evaluated (no collateral)",
+                       claim=TrustClaim.HARDWARE, ok=2, fail=96,
+                       expected="a TCB status from Intel's collateral", found="none")
+        return appraisal
+    return appraise_tdx(section, tdx)
+
 
 # Claims a verifier's failure speaks to: the evidence says nothing trustworthy about them.
 _EVIDENCE_CLAIMS = (TrustClaim.INSTANCE_IDENTITY, TrustClaim.CONFIGURATION,

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from .azure import AzurePolicy
 from .base import StrictModel
 from .nvgpu import NvgpuPolicy
 from .snp import SnpPolicy
@@ -31,10 +32,15 @@ class Policy(StrictModel):
     snp: SnpPolicy | None = None
     tdx: TdxPolicy | None = None
     nvgpu: NvgpuPolicy | None = None
+    azure: AzurePolicy | None = None
 
     def section(self, platform: str) -> BaseModel | None:
         name = _SHARED_SECTIONS.get(platform, platform)
         return getattr(self, name, None) if name in _PLATFORM_SECTIONS else None
+
+    def sections(self) -> list[str]:
+        """The platform sections this policy has (each judges one or more platforms)."""
+        return [name for name in _PLATFORM_SECTIONS if getattr(self, name) is not None]
 
     def resolve_files(self, base: Path) -> Policy:
         """Read the reference-value files the sections name, relative to `base`."""
@@ -46,7 +52,8 @@ class Policy(StrictModel):
         return self.model_copy(update=updates)
 
 
-_PLATFORM_SECTIONS = ("software", "snp", "tdx", "nvgpu")
+_PLATFORM_SECTIONS = ("software", "snp", "tdx", "nvgpu", "azure")
 # Platforms judged by another platform's rules: ITA tokens carry TDX claims.
-_SHARED_SECTIONS = {"ita": "tdx", "nvgpu-nras": "nvgpu"}
+_SHARED_SECTIONS = {"ita": "tdx", "nvgpu-nras": "nvgpu", "maa": "azure",
+                    "azure-snp": "snp", "azure-tdx": "tdx"}
 DEFAULT_POLICY = Policy(id="ccattest-default")

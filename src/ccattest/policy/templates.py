@@ -110,7 +110,31 @@ nvgpu:
   require_revocation_check: false
 """
 
-TEMPLATES = {"software": _SOFTWARE, "snp": _SNP, "tdx": _TDX, "nvgpu": _NVGPU}
+_AZURE = """\
+
+# Microsoft Azure Attestation tokens (confidential containers on ACI, confidential VMs).
+# The verifier proves the token comes from an MAA instance you named (--instance) and binds
+# your nonce; these rules judge what MAA says about the workload. (Azure CVM evidence
+# verified natively, --platform azure-snp|azure-tdx, is judged by the snp or tdx section.)
+azure:
+  allow: true
+  attestation_types: [sevsnpvm, azurevm]
+  compliance_statuses: []        # e.g. [azure-compliant-uvm] for containers
+  isolation_tees: [sevsnpvm, tdxvm]
+  allow_debug: false
+  allow_migration: false
+  require_smt_disabled: false
+  require_secure_boot: false
+  measurements: [{measurements}]
+  host_data: []                  # SHA-256 of the container group's CCE policy
+  id_key_digests: []
+  min_guest_svn: 0
+  min_tcb: {{bootloader: 0, tee: 0, snp: 0, microcode: 0}}
+  vmpl: [0]
+"""
+
+TEMPLATES = {"software": _SOFTWARE, "snp": _SNP, "tdx": _TDX, "nvgpu": _NVGPU,
+             "azure": _AZURE}
 
 
 def starter_policy(platforms: Sequence[str], measurements: Sequence[str] = ()) -> str:
