@@ -31,3 +31,26 @@ def test_azure_tdx_by_the_tdx_section_and_chain_only_results_are_refused():
                                  claims={**verified.claims, "tdx": {**tdx, "tcb_status": None}})
     refused = appraise(policy, unevaluated, fixture.now)
     assert [r.check for r in refused.failures()] == ["tdx_tcb"]
+
+
+def test_vtpm_rules_from_the_azure_section():
+    from ccattest.policy import AzurePolicy
+
+    fixture, verified = _verified("azure-snp")
+    pcr0 = verified.claims["pcrs"]["0"]
+    snp = SnpPolicy(measurements=[verified.claims["snp"]["measurement"]])
+    good = Policy(snp=snp, azure=AzurePolicy(pcrs={0: [pcr0]}, require_secure_boot=True,
+                                             allow_console=False))
+    result = appraise(good, verified, fixture.now)
+    assert {"pcr0", "vm_secure_boot", "vm_console"} <= {r.check for r in result.reasons}
+    assert not [r.check for r in result.failures() if r.check.startswith(("pcr", "vm_"))]
+    bad = Policy(snp=snp, azure=AzurePolicy(pcrs={0: ["00" * 32], 23: ["11" * 32]}))
+    failed = {r.check for r in appraise(bad, verified, fixture.now).failures()}
+    assert {"pcr0", "pcr23"} <= failed
+    unsafe = {**verified.claims, "vm_configuration": {"secure-boot": False,
+                                                      "console-enabled": True}}
+    strict = Policy(snp=snp, azure=AzurePolicy(require_secure_boot=True, allow_console=False))
+    failed = {r.check for r in appraise(strict, type(verified)(platform="azure-snp",
+                                                               claims=unsafe),
+                                        fixture.now).failures()}
+    assert {"vm_secure_boot", "vm_console"} <= failed

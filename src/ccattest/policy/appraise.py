@@ -10,7 +10,7 @@ from ..errors import CCAttestError, MalformedEvidence
 from ..platforms.base import VerifiedClaims
 from ..result import AttestationResult, Reason, TrustClaim, TrustVector, Value
 from ..timeutil import require_aware
-from .azure import appraise_maa
+from .azure import appraise_maa, appraise_vtpm
 from .base import Appraisal
 from .ita import appraise_ita
 from .model import Policy
@@ -53,6 +53,8 @@ def appraise(policy: Policy, verified: VerifiedClaims, at: datetime) -> Attestat
                        expected=f"one of {sorted(APPRAISERS)}", found=verified.platform)
     else:
         appraisal = appraiser(policy.section(verified.platform), verified.claims)
+    if verified.platform in ("azure-snp", "azure-tdx"):  # and the vTPM, by the azure section
+        appraisal = appraisal.extend(appraise_vtpm(policy.azure, verified.claims))
     return AttestationResult(
         platform=verified.platform,
         trust_vector=appraisal.vector,

@@ -48,6 +48,9 @@ class AzurePolicy(StrictModel):
     min_guest_svn: int = Field(default=0, ge=0, lt=2**32)
     min_tcb: TcbMinimum = Field(default_factory=TcbMinimum)
     vmpl: list[Annotated[int, Field(ge=0, le=3)]] = Field(default_factory=lambda: [0])
+    # Native CVM evidence (azure-snp / azure-tdx): the vTPM's PCRs and the VM configuration.
+    pcrs: dict[Annotated[int, Field(ge=0, le=23)], list[Hex32]] = Field(default_factory=dict)
+    allow_console: bool = True
 
     def resolve_files(self, base: Path) -> AzurePolicy:
         if self.measurements_file is None:
@@ -169,3 +172,31 @@ def _identity(appraisal: Appraisal, section: AzurePolicy, claims: Mapping[str, A
 
 
 __all__ = ["AzurePolicy", "appraise_maa"]
+
+
+def appraise_vtpm(section: AzurePolicy | None, claims: Mapping[str, Any]) -> Appraisal:
+    """A native Azure CVM's vTPM facts, judged next to its hardware report: PCR reference
+    values per index, secure boot and the serial console from the VM configuration."""
+    appraisal = Appraisal()
+    if section is None:
+        return appraisal  # no azure section: the hardware report alone is judged
+    pcrs = claims.get("pcrs") or {}
+    for index, allowed in sorted(section.pcrs.items()):
+        value = pcrs.get(str(index))
+        passed = value in allowed
+        appraisal.rule(f"pcr{index}", passed,
+                       f"PCR{index} {'matches' if passed else 'matches no'} reference value",
+                       claim=TrustClaim.EXECUTABLES, ok=2, fail=96,
+                       expected=f"one of {len(allowed)} values", found=value or "not quoted")
+    config = claims.get("vm_configuration") or {}
+    if section.require_secure_boot:
+        on = config.get("secure-boot") is True
+        appraisal.rule("vm_secure_boot", on, f"secure boot is {'on' if on else 'not on'}",
+                       claim=TrustClaim.CONFIGURATION, ok=2, fail=96, expected="on",
+                       found=config.get("secure-boot"))
+    if not section.allow_console:
+        off = config.get("console-enabled") is False
+        appraisal.rule("vm_console", off, f"serial console is {'off' if off else 'not off'}",
+                       claim=TrustClaim.CONFIGURATION, ok=2, fail=96, expected="off",
+                       found=config.get("console-enabled"))
+    return appraisal

@@ -29,6 +29,12 @@ class Appraisal:
         ))
         return passed
 
+    def extend(self, other: Appraisal) -> Appraisal:
+        """This appraisal followed by another's rules (a platform judged by two sections)."""
+        self.vector = self.vector.merged(other.vector)
+        self.reasons.extend(other.reasons)
+        return self
+
     def note(self, check: str, message: str, *, claim: TrustClaim, value: int,
              expected: object = None, found: object = None) -> None:
         """A finding that is neither pass nor fail by itself, e.g. a warning-tier value."""

@@ -131,6 +131,10 @@ azure:
   min_guest_svn: 0
   min_tcb: {{bootloader: 0, tee: 0, snp: 0, microcode: 0}}
   vmpl: [0]
+  # Native CVM evidence (azure-snp / azure-tdx): vTPM PCR reference values (SHA-256 bank)
+  # and the VM configuration; require_secure_boot above applies to both.
+  pcrs: {{}}                       # e.g. {{0: [<hex>], 4: [<hex>]}}
+  allow_console: true
 """
 
 TEMPLATES = {"software": _SOFTWARE, "snp": _SNP, "tdx": _TDX, "nvgpu": _NVGPU,
