@@ -10,7 +10,7 @@ from pathlib import Path
 THRESHOLD = 90.0
 CORE = (
     "ccattest/errors.py", "ccattest/evidence.py", "ccattest/encoding.py", "ccattest/result.py",
-    "ccattest/freshness.py", "ccattest/tokens.py", "ccattest/timeutil.py",
+    "ccattest/freshness.py", "ccattest/tokens.py", "ccattest/jws.py", "ccattest/timeutil.py",
     "ccattest/pipeline.py", "ccattest/policy/", "ccattest/platforms/base.py",
     "ccattest/platforms/software/", "ccattest/mesh/",
     "ccattest/platforms/snp/", "ccattest/platforms/tdx/", "ccattest/platforms/ita/",

@@ -12,14 +12,12 @@ replaying a decision later gives the same answer. Every rejection is a CCAttestE
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import __version__
 from .errors import ConfigError, MalformedEvidence, StaleEvidence, VerificationFailed
+from .jws import (
+    MAX_TOKEN_LENGTH,
+    b64url,
+    iso,
+    numeric_date,
+    parse_header,
+    required_date,
+    short,
+)
 from .result import AttestationResult
 from .timeutil import require_aware
 
@@ -41,19 +48,10 @@ _CURVES: dict[str, tuple[str, type[ec.EllipticCurve], int]] = {
     "ES384": ("P-384", ec.SECP384R1, 48),
 }
 _ACCEPTED_ALGS = ", ".join(_CURVES)
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
-# A token far beyond any EAR we would issue is an attack on the parser, not evidence.
-MAX_TOKEN_LENGTH = 1 << 20
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _short(value: object, limit: int = 80) -> str:
-    """repr for error messages, bounded: the value may come from an attacker."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _curve_for(alg: str) -> tuple[str, type[ec.EllipticCurve], int]:
@@ -61,7 +59,7 @@ def _curve_for(alg: str) -> tuple[str, type[ec.EllipticCurve], int]:
         return _CURVES[alg]
     except KeyError:
         raise ConfigError(
-            "unsupported signing algorithm", expected=_ACCEPTED_ALGS, found=_short(alg)
+            "unsupported signing algorithm", expected=_ACCEPTED_ALGS, found=short(alg)
         ) from None
 
 
@@ -146,8 +144,8 @@ class SigningKey:
         return {
             "crv": crv,
             "kty": "EC",
-            "x": _b64url(numbers.x.to_bytes(size, "big")),
-            "y": _b64url(numbers.y.to_bytes(size, "big")),
+            "x": b64url(numbers.x.to_bytes(size, "big")),
+            "y": b64url(numbers.y.to_bytes(size, "big")),
         }
 
     def public_jwk(self) -> dict[str, str]:
@@ -169,7 +167,7 @@ class SigningKey:
 def _thumbprint(members: Mapping[str, str]) -> str:
     """RFC 7638: SHA-256 over the required members, sorted, without whitespace."""
     canonical = json.dumps(dict(members), sort_keys=True, separators=(",", ":"))
-    return _b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
+    return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
 
 
 def load_or_create_signing_key(path: Path, alg: str = "ES256") -> SigningKey:
@@ -242,7 +240,7 @@ def load_jwks(path: Path) -> dict[str, Any]:
             f"cannot read JWKS {path}", found=exc.strerror or type(exc).__name__
         ) from None
     except (ValueError, RecursionError) as exc:
-        raise ConfigError(f"JWKS {path} is not valid JSON", found=_short(str(exc), 120)) from None
+        raise ConfigError(f"JWKS {path} is not valid JSON", found=short(str(exc), 120)) from None
     _index_jwks(data)
     return data
 
@@ -251,7 +249,7 @@ def _index_jwks(jwks: object) -> dict[str, tuple[Mapping[str, Any], Any]]:
     """kid -> (JWK, loaded public key). Every key must load; kids must be unique."""
     if not isinstance(jwks, Mapping) or not isinstance(jwks.get("keys"), list):
         raise ConfigError(
-            "malformed JWKS", expected='an object with a "keys" list', found=_short(jwks)
+            "malformed JWKS", expected='an object with a "keys" list', found=short(jwks)
         )
     if not jwks["keys"]:
         raise ConfigError("JWKS holds no keys", expected="at least one key", found="[]")
@@ -259,7 +257,7 @@ def _index_jwks(jwks: object) -> dict[str, tuple[Mapping[str, Any], Any]]:
     for position, jwk in enumerate(jwks["keys"]):
         where = f"JWKS key {position}"
         if not isinstance(jwk, Mapping):
-            raise ConfigError(f"malformed {where}", expected="a JSON object", found=_short(jwk))
+            raise ConfigError(f"malformed {where}", expected="a JSON object", found=short(jwk))
         if "d" in jwk:
             raise ConfigError(
                 f"{where} contains private key material",
@@ -271,13 +269,13 @@ def _index_jwks(jwks: object) -> dict[str, tuple[Mapping[str, Any], Any]]:
             loaded = jwt.PyJWK(dict(jwk)).key
         except Exception as exc:  # PyJWT raises several unrelated types on bad members
             raise ConfigError(
-                f"{where} does not load", found=_short(str(exc) or type(exc).__name__, 120)
+                f"{where} does not load", found=short(str(exc) or type(exc).__name__, 120)
             ) from None
         kid = jwk.get("kid")
         if kid is None:
             continue  # valid but unaddressable: our tokens always name their key
         if not isinstance(kid, str):
-            raise ConfigError(f"{where} has a non-string kid", found=_short(kid))
+            raise ConfigError(f"{where} has a non-string kid", found=short(kid))
         if kid in index:
             raise ConfigError("JWKS has duplicate kid", expected="unique kids", found=kid)
         index[kid] = (jwk, loaded)
@@ -348,7 +346,7 @@ def sign_results(
         raise ConfigError(
             "EAR verifier-id needs developer and build",
             expected='{"developer": str, "build": str}',
-            found=_short(dict(verifier_id)),
+            found=short(dict(verifier_id)),
         )
     if subject is None:
         attesters = {result.attester for result in results}
@@ -357,7 +355,7 @@ def sign_results(
 
     claims: dict[str, Any] = {"eat_profile": EAR_PROFILE, "iat": iat, "exp": exp}
     if nonce is not None:
-        claims["eat_nonce"] = _b64url(nonce)
+        claims["eat_nonce"] = b64url(nonce)
     if audience is not None:
         claims["aud"] = audience
     if subject is not None:
@@ -369,46 +367,8 @@ def sign_results(
     )
 
 
-def _decode_segment(segment: str, name: str) -> bytes:
-    # Strict: canonical base64url without padding, as RFC 7515 compact form requires.
-    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
-        raise MalformedEvidence(
-            f"token {name} is not base64url", expected="unpadded base64url", found=_short(segment)
-        )
-    decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    if _b64url(decoded) != segment:
-        raise MalformedEvidence(f"token {name} is not canonical base64url", found=_short(segment))
-    return decoded
 
 
-def _parse_header(token: object) -> dict[str, Any]:
-    if not isinstance(token, str):
-        raise MalformedEvidence("token is not a string", found=type(token).__name__)
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise MalformedEvidence(
-            "token is too long",
-            expected=f"at most {MAX_TOKEN_LENGTH} characters",
-            found=len(token),
-        )
-    segments = token.split(".")
-    if len(segments) != 3:
-        raise MalformedEvidence(
-            "token is not a compact JWS",
-            expected="3 dot-separated segments",
-            found=len(segments),
-        )
-    header_bytes = _decode_segment(segments[0], "header")
-    _decode_segment(segments[1], "payload")
-    _decode_segment(segments[2], "signature")
-    try:
-        header = json.loads(header_bytes)
-    except (ValueError, RecursionError):
-        raise MalformedEvidence("token header is not JSON", found=_short(header_bytes)) from None
-    if not isinstance(header, dict):
-        raise MalformedEvidence(
-            "token header is not a JSON object", expected="an object", found=_short(header)
-        )
-    return header
 
 
 def _select_key(
@@ -418,29 +378,29 @@ def _select_key(
     alg = header.get("alg")
     if not isinstance(alg, str) or alg.lower() == "none":
         raise VerificationFailed(
-            "token is unsigned or names no algorithm", expected=_ACCEPTED_ALGS, found=_short(alg)
+            "token is unsigned or names no algorithm", expected=_ACCEPTED_ALGS, found=short(alg)
         )
     if alg not in _CURVES:
         # HS* in particular: an HMAC keyed with our public key is forgeable by anyone.
         raise VerificationFailed(
-            "token algorithm is not accepted", expected=_ACCEPTED_ALGS, found=_short(alg)
+            "token algorithm is not accepted", expected=_ACCEPTED_ALGS, found=short(alg)
         )
     if "crit" in header:
         raise VerificationFailed(
             "token requires header extensions ccattest does not implement",
             expected="no crit header",
-            found=_short(header["crit"]),
+            found=short(header["crit"]),
         )
     kid = header.get("kid")
     if not isinstance(kid, str):
         raise VerificationFailed(
-            "token header names no key", expected="a kid string", found=_short(kid)
+            "token header names no key", expected="a kid string", found=short(kid)
         )
     if kid not in index:
         raise VerificationFailed(
             "token signed by a key not in the JWKS",
             expected=f"one of {sorted(index)}" if len(index) <= 8 else "a kid in the JWKS",
-            found=_short(kid),
+            found=short(kid),
         )
     jwk, public_key = index[kid]
     crv = _CURVES[alg][0]
@@ -448,56 +408,34 @@ def _select_key(
         raise VerificationFailed(
             f"JWKS key {kid} cannot verify {alg}",
             expected=f"kty EC, crv {crv}",
-            found=f"kty {_short(jwk.get('kty'))}, crv {_short(jwk.get('crv'))}",
+            found=f"kty {short(jwk.get('kty'))}, crv {short(jwk.get('crv'))}",
         )
     if "alg" in jwk and jwk["alg"] != alg:
         raise VerificationFailed(
             f"JWKS key {kid} is restricted to another algorithm",
             expected=alg,
-            found=_short(jwk["alg"]),
+            found=short(jwk["alg"]),
         )
     if "use" in jwk and jwk["use"] != "sig":
         raise VerificationFailed(
             f"JWKS key {kid} is not a signature key",
             expected="use sig",
-            found=_short(jwk["use"]),
+            found=short(jwk["use"]),
         )
     key_ops = jwk.get("key_ops")
     if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
         raise VerificationFailed(
             f"JWKS key {kid} may not verify",
             expected='key_ops with "verify"',
-            found=_short(key_ops),
+            found=short(key_ops),
         )
     return alg, public_key
 
 
-def _iso(seconds: float) -> str:
-    try:
-        return datetime.fromtimestamp(seconds, UTC).isoformat()
-    except (OverflowError, ValueError, OSError):
-        return str(seconds)
 
 
-def _required_date(claims: Mapping[str, Any], name: str) -> float:
-    if name not in claims:
-        raise VerificationFailed(f"token has no {name} claim", expected=f"an {name} claim")
-    return _numeric_date(claims, name)
 
 
-def _numeric_date(claims: Mapping[str, Any], name: str) -> float:
-    value = claims[name]
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or (isinstance(value, float) and not math.isfinite(value))
-    ):
-        raise VerificationFailed(
-            f"token {name} is not a NumericDate",
-            expected="a finite number of seconds",
-            found=_short(value),
-        )
-    return value
 
 
 def verify_token(
@@ -518,7 +456,7 @@ def verify_token(
     if leeway < timedelta(0):
         raise ConfigError("leeway must not be negative", found=str(leeway))
     index = jwks.index if isinstance(jwks, KeySet) else _index_jwks(jwks)
-    header = _parse_header(token)
+    header = parse_header(token)
     alg, public_key = _select_key(header, index)
     try:
         claims: dict[str, Any] = jwt.decode(
@@ -544,41 +482,41 @@ def verify_token(
             found="a signature that does not match",
         ) from None
     except jwt.DecodeError as exc:
-        raise MalformedEvidence("token does not decode", found=_short(str(exc), 120)) from None
+        raise MalformedEvidence("token does not decode", found=short(str(exc), 120)) from None
     except jwt.PyJWTError as exc:
         raise VerificationFailed(
-            "token rejected", found=_short(str(exc) or type(exc).__name__, 120)
+            "token rejected", found=short(str(exc) or type(exc).__name__, 120)
         ) from None
 
     profile = claims.get("eat_profile")
     if profile != EAR_PROFILE:
         raise VerificationFailed(
-            "token is not an EAR", expected=f"eat_profile {EAR_PROFILE}", found=_short(profile)
+            "token is not an EAR", expected=f"eat_profile {EAR_PROFILE}", found=short(profile)
         )
     now = at.timestamp()
     slack = leeway.total_seconds()
-    exp = _required_date(claims, "exp")
-    iat = _required_date(claims, "iat")
-    nbf = _numeric_date(claims, "nbf") if "nbf" in claims else None
+    exp = required_date(claims, "exp")
+    iat = required_date(claims, "iat")
+    nbf = numeric_date(claims, "nbf") if "nbf" in claims else None
     if exp <= now - slack:
         raise StaleEvidence(
-            "token has expired", expected=f"exp after {at.isoformat()}", found=_iso(exp)
+            "token has expired", expected=f"exp after {at.isoformat()}", found=iso(exp)
         )
     for name, value in (("iat", iat), ("nbf", nbf)):
         if value is not None and value > now + slack:
             raise StaleEvidence(
                 f"token is not yet valid ({name} is in the future)",
                 expected=f"{name} at or before {at.isoformat()}",
-                found=_iso(value),
+                found=iso(value),
             )
     if audience is not None:
         aud = claims.get("aud")
         if not (aud == audience or (isinstance(aud, list) and audience in aud)):
             raise VerificationFailed(
-                "token is for another audience", expected=audience, found=_short(aud)
+                "token is for another audience", expected=audience, found=short(aud)
             )
     if nonce is not None:
-        expected_nonce = _b64url(nonce)
+        expected_nonce = b64url(nonce)
         found_nonce = claims.get("eat_nonce")
         if not (
             found_nonce == expected_nonce
@@ -587,7 +525,7 @@ def verify_token(
             raise StaleEvidence(
                 "token does not carry our nonce",
                 expected=expected_nonce,
-                found=_short(found_nonce),
+                found=short(found_nonce),
             )
     return claims
 

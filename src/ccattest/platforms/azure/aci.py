@@ -38,7 +38,7 @@ import httpx
 
 from ...errors import ConfigError, MalformedEvidence, PlatformUnavailable
 from ...evidence import Evidence
-from ...tokens import _short
+from ...jws import short
 from ..snp.abi import REPORT_SIZE
 from .maa import PLATFORM, normalize_instance, runtime_data_for
 
@@ -80,7 +80,7 @@ class AciAttester:
         token = _text_member(body, "token", "/attest/maa")
         if token.count(".") != 2 or not token.isascii():
             raise MalformedEvidence("sidecar token is not a compact JWT",
-                                    found=_short(token))
+                                    found=short(token))
         return Evidence(PLATFORM, token.encode("ascii"))
 
     def collect_raw(self, report_data: bytes) -> Evidence:
@@ -119,7 +119,7 @@ def _sidecar_url(url: str) -> str:
         raise ConfigError("sidecar URL does not parse", found=str(exc)) from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ConfigError("sidecar URL must be http(s)://host:port",
-                          expected=DEFAULT_SIDECAR, found=_short(url))
+                          expected=DEFAULT_SIDECAR, found=short(url))
     return str(url).rstrip("/")
 
 
@@ -140,10 +140,10 @@ def _json_body(response: httpx.Response, path: str) -> dict[str, Any]:
         error = body.get("error") if isinstance(body, dict) else None
         raise PlatformUnavailable(f"the SKR sidecar refused {path}", expected="HTTP 200",
                                   found=f"HTTP {response.status_code}: "
-                                        f"{_short(error if error is not None else content)}")
+                                        f"{short(error if error is not None else content)}")
     if not isinstance(body, dict):
         raise MalformedEvidence(f"sidecar answer to {path} is not a JSON object",
-                                found=_short(content))
+                                found=short(content))
     return body
 
 
@@ -151,7 +151,7 @@ def _text_member(body: Mapping[str, Any], name: str, path: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip():
         raise MalformedEvidence(f"sidecar answer to {path} has no {name}",
-                                expected=f'{{"{name}": "..."}}', found=_short(dict(body)))
+                                expected=f'{{"{name}": "..."}}', found=short(dict(body)))
     return value.strip()
 
 
@@ -164,7 +164,7 @@ def _report_bytes(text: str) -> bytes:
             report = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
             raise MalformedEvidence("sidecar report is neither hex nor base64",
-                                    found=_short(text)) from None
+                                    found=short(text)) from None
     if len(report) != REPORT_SIZE:
         raise MalformedEvidence("sidecar report has the wrong size",
                                 expected=f"{REPORT_SIZE} bytes", found=f"{len(report)} bytes")

@@ -62,9 +62,9 @@ from ...errors import (
     VerificationFailed,
 )
 from ...evidence import Evidence
+from ...jws import iso, numeric_date, parse_header, required_date, short
 from ...result import Reason
 from ...timeutil import require_aware
-from ...tokens import _iso, _numeric_date, _parse_header, _required_date, _short
 from ..base import VerifiedClaims
 
 PLATFORM = "maa"
@@ -114,7 +114,7 @@ def normalize_instance(url: str) -> str:
     (and port), no path, no trailing slash. https only, except loopback hosts (tests)."""
     if not isinstance(url, str) or not url.strip():
         raise ConfigError("MAA instance must be a URL", expected="https://<name>.attest.azure.net",
-                          found=_short(url))
+                          found=short(url))
     text = url.strip().rstrip("/")
     if "://" not in text:
         text = "https://" + text
@@ -126,10 +126,10 @@ def normalize_instance(url: str) -> str:
     if not _HOST.fullmatch(host) or parsed.path not in ("", "/") or parsed.query \
             or parsed.fragment:
         raise ConfigError("MAA instance must be a bare base URL",
-                          expected="https://<name>.attest.azure.net", found=_short(url))
+                          expected="https://<name>.attest.azure.net", found=short(url))
     if parsed.scheme != "https" and not (parsed.scheme == "http" and host in _LOOPBACK):
         raise ConfigError("MAA instance must use https", expected="https://...",
-                          found=_short(url))
+                          found=short(url))
     port = f":{parsed.port}" if parsed.port is not None else ""
     shown = f"[{host}]" if ":" in host else host
     return f"{parsed.scheme}://{shown}{port}"
@@ -173,11 +173,11 @@ class MaaKey:
 def _b64url_int(jwk: Mapping[str, Any], name: str, where: str) -> int:
     value = jwk.get(name)
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where} member {name} is not base64url", found=_short(value))
+        raise ConfigError(f"{where} member {name} is not base64url", found=short(value))
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError):
-        raise ConfigError(f"{where} member {name} is not base64url", found=_short(value)) from None
+        raise ConfigError(f"{where} member {name} is not base64url", found=short(value)) from None
     return int.from_bytes(raw, "big")
 
 
@@ -187,24 +187,24 @@ def _x5c_certificate(jwk: Mapping[str, Any], where: str) -> x509.Certificate | N
         return None
     if not isinstance(x5c, list) or not x5c or not isinstance(x5c[0], str):
         raise ConfigError(f"{where} x5c is not a list of base64 certificates",
-                          found=_short(x5c))
+                          found=short(x5c))
     try:
         return x509.load_der_x509_certificate(base64.b64decode(x5c[0], validate=True))
     except (binascii.Error, ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise ConfigError(f"{where} x5c certificate does not parse",
-                          found=_short(str(exc), 120)) from None
+                          found=short(str(exc), 120)) from None
 
 
 def _jwk_key(jwk: Mapping[str, Any], where: str) -> MaaKey:
     if jwk.get("kty") != "RSA":
         raise ConfigError(f"{where} is not an RSA key", expected="kty RSA",
-                          found=_short(jwk.get("kty")))
+                          found=short(jwk.get("kty")))
     if "d" in jwk or "p" in jwk:
         raise ConfigError(f"{where} contains private key material", expected="public keys only")
     for name, allowed in (("alg", JWS_ALGORITHM), ("use", "sig")):
         if name in jwk and jwk[name] != allowed:
             raise ConfigError(f"{where} is restricted to another {name}", expected=allowed,
-                              found=_short(jwk[name]))
+                              found=short(jwk[name]))
     certificate = _x5c_certificate(jwk, where)
     from_cert = None if certificate is None else certificate.public_key()
     if from_cert is not None and not isinstance(from_cert, rsa.RSAPublicKey):
@@ -235,17 +235,17 @@ def load_maa_jwks(source: Mapping[str, Any] | bytes | str | Path) -> dict[str, M
     data = _jwks_data(source)
     if not isinstance(data, Mapping) or not isinstance(data.get("keys"), list):
         raise ConfigError("malformed MAA JWKS", expected='an object with a "keys" list',
-                          found=_short(data))
+                          found=short(data))
     index: dict[str, MaaKey] = {}
     for position, jwk in enumerate(data["keys"]):
         where = f"MAA JWKS key {position}"
         if not isinstance(jwk, Mapping):
-            raise ConfigError(f"malformed {where}", expected="a JSON object", found=_short(jwk))
+            raise ConfigError(f"malformed {where}", expected="a JSON object", found=short(jwk))
         kid = jwk.get("kid")
         if kid is None:
             continue
         if not isinstance(kid, str):
-            raise ConfigError(f"{where} has a non-string kid", found=_short(kid))
+            raise ConfigError(f"{where} has a non-string kid", found=short(kid))
         if kid in index:
             raise ConfigError("MAA JWKS has duplicate kid", expected="unique kids", found=kid)
         index[kid] = _jwk_key(jwk, f"{where} ({kid})")
@@ -268,7 +268,7 @@ def _jwks_data(source: Mapping[str, Any] | bytes | str | Path) -> Any:
     try:
         return json.loads(source)
     except (ValueError, RecursionError) as exc:
-        raise ConfigError("MAA JWKS is not JSON", found=_short(str(exc), 120)) from None
+        raise ConfigError("MAA JWKS is not JSON", found=short(str(exc), 120)) from None
 
 
 # --- the cache item: a fetched JWKS and how long it may be used --------------------------------
@@ -290,7 +290,7 @@ def _open_envelope(data: bytes) -> tuple[str, datetime, int, Any]:
         return str(body["instance"]), fetched_at, ttl, body["jwks"]
     except (ValueError, TypeError, KeyError, RecursionError, ConfigError) as exc:
         raise MalformedEvidence("cached MAA JWKS does not parse",
-                                found=_short(str(exc), 120)) from None
+                                found=short(str(exc), 120)) from None
 
 
 def check_jwks_item(key: Key, data: bytes) -> Window:
@@ -365,7 +365,7 @@ class JwksClient:
         except (ValueError, RecursionError, ConfigError) as exc:
             message = exc.message if isinstance(exc, CCAttestError) else str(exc)
             raise CollateralUnavailable(f"MAA answered {self.url} with an unusable JWKS",
-                                        found=_short(message, 120)) from None
+                                        found=short(message, 120)) from None
         return jwks
 
     def _get(self) -> bytes:
@@ -408,18 +408,18 @@ def _check_header(header: Mapping[str, Any]) -> str:
     alg = header.get("alg")
     if not isinstance(alg, str) or alg.lower() == "none":
         raise VerificationFailed("token is unsigned or names no algorithm",
-                                 expected=JWS_ALGORITHM, found=_short(alg))
+                                 expected=JWS_ALGORITHM, found=short(alg))
     if alg != JWS_ALGORITHM:
         # HS* would be keyed with a public key anyone has; MAA signs RS256 only.
         raise VerificationFailed("token algorithm is not accepted", expected=JWS_ALGORITHM,
-                                 found=_short(alg))
+                                 found=short(alg))
     if "crit" in header:
         raise VerificationFailed("token requires header extensions ccattest does not implement",
-                                 expected="no crit header", found=_short(header["crit"]))
+                                 expected="no crit header", found=short(header["crit"]))
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise VerificationFailed("token header names no key", expected="a kid string",
-                                 found=_short(kid))
+                                 found=short(kid))
     return kid
 
 
@@ -429,7 +429,7 @@ def _instance_of(header: Mapping[str, Any], instances: Sequence[str]) -> str:
     allowed = {instance + CERTS_PATH: instance for instance in instances}
     if not isinstance(jku, str) or jku not in allowed:
         raise VerificationFailed("token jku is not an allow-listed MAA instance's /certs",
-                                 expected=f"one of {sorted(allowed)}", found=_short(jku),
+                                 expected=f"one of {sorted(allowed)}", found=short(jku),
                                  hint="add the instance to the allow list if you trust it")
     return allowed[jku]
 
@@ -443,10 +443,10 @@ def _decode(token: str, key: MaaKey) -> dict[str, Any]:
                                  expected=f"an {JWS_ALGORITHM} signature by key {key.kid}",
                                  found="a signature that does not match") from None
     except jwt.DecodeError as exc:
-        raise MalformedEvidence("token does not decode", found=_short(str(exc), 120)) from None
+        raise MalformedEvidence("token does not decode", found=short(str(exc), 120)) from None
     except jwt.PyJWTError as exc:
         raise VerificationFailed("token rejected",
-                                 found=_short(str(exc) or type(exc).__name__, 120)) from None
+                                 found=short(str(exc) or type(exc).__name__, 120)) from None
     return claims
 
 
@@ -462,29 +462,29 @@ def _check_key_time(key: MaaKey, at: datetime) -> None:
 
 def _check_times(claims: Mapping[str, Any], at: datetime, leeway: timedelta) -> None:
     now, slack = at.timestamp(), leeway.total_seconds()
-    exp = _required_date(claims, "exp")
-    iat = _required_date(claims, "iat")
-    nbf = _numeric_date(claims, "nbf") if "nbf" in claims else None
+    exp = required_date(claims, "exp")
+    iat = required_date(claims, "iat")
+    nbf = numeric_date(claims, "nbf") if "nbf" in claims else None
     if exp <= now - slack:
         raise StaleEvidence("token has expired", expected=f"exp after {at.isoformat()}",
-                            found=_iso(exp))
+                            found=iso(exp))
     for name, value in (("iat", iat), ("nbf", nbf)):
         if value is not None and value > now + slack:
             raise StaleEvidence(f"token is not yet valid ({name} is in the future)",
                                 expected=f"{name} at or before {at.isoformat()}",
-                                found=_iso(value))
+                                found=iso(value))
 
 
 def _check_issuer_audience(claims: Mapping[str, Any], instance: str,
                            audience: str | None) -> None:
     if claims.get("iss") != instance:
         raise VerificationFailed("token issuer is not the instance that signed it",
-                                 expected=instance, found=_short(claims.get("iss")))
+                                 expected=instance, found=short(claims.get("iss")))
     if audience is not None:
         aud = claims.get("aud")
         if not (aud == audience or (isinstance(aud, list) and audience in aud)):
             raise VerificationFailed("token is for another audience", expected=audience,
-                                     found=_short(aud))
+                                     found=short(aud))
 
 
 # --- claims inside the token -------------------------------------------------------------------
@@ -496,21 +496,21 @@ def tee_section(claims: Mapping[str, Any]) -> Mapping[str, Any]:
         return claims
     if not isinstance(nested, Mapping):
         raise MalformedEvidence("token claim x-ms-isolation-tee is not an object",
-                                found=_short(nested))
+                                found=short(nested))
     return nested
 
 
 def _string(section: Mapping[str, Any], name: str) -> str | None:
     value = section.get(name)
     if value is not None and not isinstance(value, str):
-        raise MalformedEvidence(f"token claim {name} is not a string", found=_short(value))
+        raise MalformedEvidence(f"token claim {name} is not a string", found=short(value))
     return value
 
 
 def _flag(section: Mapping[str, Any], name: str) -> bool | None:
     value = section.get(name)
     if value is not None and not isinstance(value, bool):
-        raise MalformedEvidence(f"token claim {name} is not a boolean", found=_short(value))
+        raise MalformedEvidence(f"token claim {name} is not a boolean", found=short(value))
     return value
 
 
@@ -520,7 +520,7 @@ def _integer(section: Mapping[str, Any], name: str, bits: int) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
         raise MalformedEvidence(f"token claim {name} is not a {bits}-bit unsigned integer",
-                                found=_short(value))
+                                found=short(value))
     return value
 
 
@@ -530,7 +530,7 @@ def _hex(section: Mapping[str, Any], name: str, size: int) -> str | None:
         return None
     if not isinstance(value, str) or len(value) != 2 * size or not _HEX.fullmatch(value):
         raise MalformedEvidence(f"token claim {name} is not {size} bytes of hex",
-                                found=_short(value))
+                                found=short(value))
     return value.lower()
 
 
@@ -558,13 +558,13 @@ def runtime_nonce(claims: Mapping[str, Any]) -> str | None:
         return None
     if not isinstance(runtime, Mapping):
         raise MalformedEvidence("token claim x-ms-runtime is not an object",
-                                found=_short(runtime))
+                                found=short(runtime))
     for holder in (runtime, runtime.get("client-payload")):
         if isinstance(holder, Mapping) and "nonce" in holder:
             nonce = holder["nonce"]
             if not isinstance(nonce, str):
                 raise MalformedEvidence("runtime data nonce is not a string",
-                                        found=_short(nonce))
+                                        found=short(nonce))
             return nonce
     return None
 
@@ -590,7 +590,7 @@ def binding_of(claims: Mapping[str, Any], report_data: bytes | None,
         return "report_data"
     raise VerificationFailed("token does not bind the expected report_data",
                              expected=f"x-ms-runtime.nonce {expected}",
-                             found=f"nonce {_short(nonce)}, SNP report_data {_short(reported)}",
+                             found=f"nonce {short(nonce)}, SNP report_data {short(reported)}",
                              hint="wrong nonce, wrong identity, or a replayed token")
 
 
@@ -604,7 +604,7 @@ def _date(claims: Mapping[str, Any], name: str) -> str | None:
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return _iso(value)
+    return iso(value)
 
 
 def map_claims(claims: Mapping[str, Any], *, binding: str, at: datetime,
@@ -675,7 +675,7 @@ class MaaVerifier:
                  allow_unbound: bool = False) -> None:
         if isinstance(instances, str) or not instances:
             raise ConfigError("no MAA instances allowed", expected="a list of instance URLs",
-                              found=_short(instances))
+                              found=short(instances))
         self.instances = tuple(dict.fromkeys(normalize_instance(url) for url in instances))
         self._offline = None if jwks is None else load_maa_jwks(jwks)
         self._clients = self._index_clients(client)
@@ -720,7 +720,7 @@ class MaaVerifier:
     def _outcome(self, token: str, at: datetime, report_data: bytes | None,
                  allow_unbound: bool | None) -> _Outcome:
         at = require_aware(at, "verification time")
-        header = _parse_header(token)
+        header = parse_header(token)
         kid = _check_header(header)
         instance = _instance_of(header, self.instances)
         key, source = self._key(instance, kid, at)
@@ -741,7 +741,7 @@ class MaaVerifier:
         if kid not in keys:
             raise VerificationFailed("token signed by a key not in the MAA JWKS",
                                      expected=f"a kid published by {instance}",
-                                     found=_short(kid))
+                                     found=short(kid))
         return keys[kid], client.url if client is not None else "offline"
 
     def _checks(self, outcome: _Outcome) -> tuple[Reason, ...]:

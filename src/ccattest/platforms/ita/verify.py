@@ -42,9 +42,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ...errors import ConfigError, MalformedEvidence, StaleEvidence, VerificationFailed
 from ...evidence import Evidence
+from ...jws import iso, numeric_date, parse_header, required_date, short
 from ...result import Reason
 from ...timeutil import require_aware
-from ...tokens import _iso, _numeric_date, _parse_header, _required_date, _short
 from ..base import VerifiedClaims
 from ..tdx.abi import decode_td_attributes
 from . import JWS_ALGORITHM, PLATFORM
@@ -185,7 +185,7 @@ def load_roots(source: bytes | Path) -> list[x509.Certificate]:
         return [x509.load_der_x509_certificate(data)]
     except _PARSE_ERRORS as exc:
         raise ConfigError("ITA root does not parse", expected="PEM or DER certificates",
-                          found=_short(str(exc), 120)) from None
+                          found=short(str(exc), 120)) from None
 
 
 def _configured_roots(roots: Sequence[x509.Certificate] | None) -> tuple[_Cert, ...]:
@@ -211,7 +211,7 @@ def _configured_root(root: object) -> _Cert:
     try:
         cert = _cert_of(root)
     except _PARSE_ERRORS as exc:
-        raise ConfigError("an ITA root does not parse", found=_short(str(exc), 120)) from None
+        raise ConfigError("an ITA root does not parse", found=short(str(exc), 120)) from None
     constraints = cert.basic_constraints
     if constraints is None or not constraints.ca:
         raise ConfigError("an ITA root must be a CA certificate", expected="CA:TRUE",
@@ -243,7 +243,7 @@ def load_ita_jwks(jwks: Mapping[str, Any] | bytes | Path) -> dict[str, Mapping[s
         jwks = _json_jwks(bytes(jwks))
     if not isinstance(jwks, Mapping) or not isinstance(jwks.get("keys"), list):
         raise ConfigError("malformed JWKS", expected='an object with a "keys" list',
-                          found=_short(jwks))
+                          found=short(jwks))
     index: dict[str, Mapping[str, Any]] = {}
     for position, jwk in enumerate(jwks["keys"]):
         kid = _jwk_kid(jwk, position)
@@ -263,19 +263,19 @@ def _json_jwks(data: bytes) -> Any:
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:
-        raise ConfigError("JWKS is not valid JSON", found=_short(str(exc), 120)) from None
+        raise ConfigError("JWKS is not valid JSON", found=short(str(exc), 120)) from None
 
 
 def _jwk_kid(jwk: object, position: int) -> str | None:
     where = f"JWKS key {position}"
     if not isinstance(jwk, Mapping):
-        raise ConfigError(f"malformed {where}", expected="a JSON object", found=_short(jwk))
+        raise ConfigError(f"malformed {where}", expected="a JSON object", found=short(jwk))
     if "d" in jwk:
         raise ConfigError(f"{where} contains private key material", expected="public keys only",
                           found='a "d" member')
     kid = jwk.get("kid")
     if kid is not None and not isinstance(kid, str):
-        raise ConfigError(f"{where} has a non-string kid", found=_short(kid))
+        raise ConfigError(f"{where} has a non-string kid", found=short(kid))
     return kid
 
 
@@ -287,24 +287,24 @@ def _kid(kid: str) -> str:
 def _check_jwk(jwk: Mapping[str, Any], kid: str) -> None:
     if jwk.get("kty") != "RSA":
         raise VerificationFailed(f"JWKS key {_kid(kid)} cannot verify {JWS_ALGORITHM}",
-                                 expected="kty RSA", found=_short(jwk.get("kty")))
+                                 expected="kty RSA", found=short(jwk.get("kty")))
     if "alg" in jwk and jwk["alg"] != JWS_ALGORITHM:
         raise VerificationFailed(f"JWKS key {_kid(kid)} is restricted to another algorithm",
-                                 expected=JWS_ALGORITHM, found=_short(jwk["alg"]))
+                                 expected=JWS_ALGORITHM, found=short(jwk["alg"]))
     if "use" in jwk and jwk["use"] != "sig":
         raise VerificationFailed(f"JWKS key {_kid(kid)} is not a signature key",
-                                 expected="use sig", found=_short(jwk["use"]))
+                                 expected="use sig", found=short(jwk["use"]))
     key_ops = jwk.get("key_ops")
     if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
         raise VerificationFailed(f"JWKS key {_kid(kid)} may not verify",
-                                 expected='key_ops with "verify"', found=_short(key_ops))
+                                 expected='key_ops with "verify"', found=short(key_ops))
 
 
 def _jwk_int(jwk: Mapping[str, Any], member: str, kid: str) -> int:
     value = jwk.get(member)
     if not isinstance(value, str) or not _B64URL.fullmatch(value) or len(value) % 4 == 1:
         raise VerificationFailed(f"JWKS key {_kid(kid)} has a malformed {member!r}",
-                                 expected="unpadded base64url", found=_short(value))
+                                 expected="unpadded base64url", found=short(value))
     return int.from_bytes(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), "big")
 
 
@@ -346,7 +346,7 @@ def _x5c(jwk: Mapping[str, Any], kid: str) -> list[_Link]:
     entries = jwk.get("x5c")
     if not isinstance(entries, list) or not entries:
         raise VerificationFailed(f"JWKS key {_kid(kid)} carries no certificate chain",
-                                 expected="a non-empty x5c list", found=_short(entries))
+                                 expected="a non-empty x5c list", found=short(entries))
     if len(entries) > MAX_CHAIN_LENGTH:
         raise VerificationFailed(f"JWKS key {_kid(kid)} has too long a certificate chain",
                                  expected=f"at most {MAX_CHAIN_LENGTH}", found=len(entries))
@@ -364,11 +364,11 @@ def _x5c_entry(entry: object, label: str) -> _Cert:
     try:
         der = base64.b64decode(entry, validate=True)
     except (binascii.Error, ValueError):
-        raise VerificationFailed(f"{label} is not base64", found=_short(entry)) from None
+        raise VerificationFailed(f"{label} is not base64", found=short(entry)) from None
     try:
         return _parse_cert(der)
     except _PARSE_ERRORS as exc:
-        raise VerificationFailed(f"{label} does not parse", found=_short(str(exc), 120)) from None
+        raise VerificationFailed(f"{label} does not parse", found=short(str(exc), 120)) from None
 
 
 def _build_chain(links: list[_Link], roots: tuple[_Cert, ...], at: datetime) -> _Chain:
@@ -477,7 +477,7 @@ def _check_key(jwk: Mapping[str, Any], kid: str, leaf: _Link) -> rsa.RSAPublicKe
     thumbprint = jwk.get("x5t#S256")
     if thumbprint is not None and thumbprint != _b64url(hashlib.sha256(leaf.cert.der).digest()):
         raise VerificationFailed(f"JWKS key {_kid(kid)} x5t#S256 does not name the "
-                                 f"{leaf.label}", found=_short(thumbprint))
+                                 f"{leaf.label}", found=short(thumbprint))
     return key
 
 
@@ -493,21 +493,21 @@ def _select_kid(header: Mapping[str, Any], index: Mapping[str, Mapping[str, Any]
     alg = header.get("alg")
     if not isinstance(alg, str) or alg.lower() == "none":
         raise VerificationFailed("token is unsigned or names no algorithm",
-                                 expected=JWS_ALGORITHM, found=_short(alg))
+                                 expected=JWS_ALGORITHM, found=short(alg))
     if alg != JWS_ALGORITHM:
         # HS* would be keyed with a public key; RS*/ES* are not what ITA signs with.
         raise VerificationFailed("token algorithm is not accepted", expected=JWS_ALGORITHM,
-                                 found=_short(alg))
+                                 found=short(alg))
     if "crit" in header:
         raise VerificationFailed("token requires header extensions ccattest does not implement",
-                                 expected="no crit header", found=_short(header["crit"]))
+                                 expected="no crit header", found=short(header["crit"]))
     kid = header.get("kid")
     if not isinstance(kid, str):
         raise VerificationFailed("token header names no key", expected="a kid string",
-                                 found=_short(kid))
+                                 found=short(kid))
     if kid not in index:
         raise VerificationFailed("token signed by a key not in the JWKS",
-                                 expected="a kid in the JWKS", found=_short(kid))
+                                 expected="a kid in the JWKS", found=short(kid))
     return kid
 
 
@@ -519,37 +519,37 @@ def _decode(token: str, key: rsa.RSAPublicKey, kid: str) -> dict[str, Any]:
                                  expected=f"a {JWS_ALGORITHM} signature by JWKS key {_kid(kid)}",
                                  found="a signature that does not match") from None
     except jwt.DecodeError as exc:
-        raise MalformedEvidence("token does not decode", found=_short(str(exc), 120)) from None
+        raise MalformedEvidence("token does not decode", found=short(str(exc), 120)) from None
     except jwt.PyJWTError as exc:
         raise VerificationFailed("token rejected",
-                                 found=_short(str(exc) or type(exc).__name__, 120)) from None
+                                 found=short(str(exc) or type(exc).__name__, 120)) from None
 
 
 def _check_times(claims: Mapping[str, Any], at: datetime, leeway: timedelta) -> None:
     now, slack = at.timestamp(), leeway.total_seconds()
-    exp = _required_date(claims, "exp")
-    iat = _required_date(claims, "iat")
-    nbf = _numeric_date(claims, "nbf") if "nbf" in claims else None
+    exp = required_date(claims, "exp")
+    iat = required_date(claims, "iat")
+    nbf = numeric_date(claims, "nbf") if "nbf" in claims else None
     if exp <= now - slack:
         raise StaleEvidence("token has expired", expected=f"exp after {at.isoformat()}",
-                            found=_iso(exp))
+                            found=iso(exp))
     for name, value in (("iat", iat), ("nbf", nbf)):
         if value is not None and value > now + slack:
             raise StaleEvidence(f"token is not yet valid ({name} is in the future)",
                                 expected=f"{name} at or before {at.isoformat()}",
-                                found=_iso(value))
+                                found=iso(value))
 
 
 def _check_issuer_audience(claims: Mapping[str, Any], issuer: str | None,
                            audience: str | None) -> None:
     if issuer is not None and claims.get("iss") != issuer:
         raise VerificationFailed("token is from another issuer", expected=issuer,
-                                 found=_short(claims.get("iss")))
+                                 found=short(claims.get("iss")))
     if audience is not None:
         aud = claims.get("aud")
         if not (aud == audience or (isinstance(aud, list) and audience in aud)):
             raise VerificationFailed("token is for another audience", expected=audience,
-                                     found=_short(aud))
+                                     found=short(aud))
 
 
 # --- claims inside the token ----------------------------------------------------------------
@@ -572,7 +572,7 @@ def _std_b64(value: object, name: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise MalformedEvidence(f"token claim {name} is not base64", found=_short(value)) from None
+        raise MalformedEvidence(f"token claim {name} is not base64", found=short(value)) from None
 
 
 def attester_type(claims: Mapping[str, Any]) -> str | None:
@@ -581,7 +581,7 @@ def attester_type(claims: Mapping[str, Any]) -> str | None:
     if value is None and _section(claims) is not claims:
         return "TDX"
     if value is not None and not isinstance(value, str):
-        raise MalformedEvidence("token claim attester_type is not a string", found=_short(value))
+        raise MalformedEvidence("token claim attester_type is not a string", found=short(value))
     return value
 
 
@@ -592,7 +592,7 @@ def verifier_nonce(claims: Mapping[str, Any]) -> tuple[bytes, bytes] | None:
         return None
     if not isinstance(nonce, Mapping):
         raise MalformedEvidence("token claim verifier_nonce is not an object",
-                                found=_short(nonce))
+                                found=short(nonce))
     return (_std_b64(nonce.get("val"), "verifier_nonce.val"),
             _std_b64(nonce.get("iat"), "verifier_nonce.iat"))
 
@@ -609,7 +609,7 @@ def _hex_claim(section: Mapping[str, Any], name: str, size: int) -> str | None:
         return None
     if not isinstance(value, str) or len(value) != 2 * size or not _HEX.fullmatch(value):
         raise MalformedEvidence(f"token claim {name} is not {size} bytes of hex",
-                                found=_short(value))
+                                found=short(value))
     return value.lower()
 
 
@@ -659,7 +659,7 @@ def _binding(claims: Mapping[str, Any], report_data: bytes | None, allow_unbound
         raise VerificationFailed("token does not bind the expected report_data",
                                  expected=bytes(report_data).hex(),
                                  found=f"report_data {quoted.hex()}, held data "
-                                       f"{None if data is None else _short(data.hex())}",
+                                       f"{None if data is None else short(data.hex())}",
                                  hint="wrong nonce, wrong identity, or a replayed token")
     expected = expected_quote_report_data(claims)
     if expected is None or not hmac.compare_digest(expected, quoted):
@@ -675,8 +675,8 @@ def _check_nonce(claims: Mapping[str, Any], nonce: bytes | None) -> None:
     found = verifier_nonce(claims)
     if found is None or not hmac.compare_digest(found[0], bytes(nonce)):
         raise StaleEvidence("token does not answer our verifier nonce",
-                            expected=_short(bytes(nonce)),
-                            found=None if found is None else _short(found[0]))
+                            expected=short(bytes(nonce)),
+                            found=None if found is None else short(found[0]))
 
 
 # --- mapping onto ccattest's claim names ------------------------------------------------------
@@ -686,7 +686,7 @@ def _td_attributes(section: Mapping[str, Any]) -> dict[str, Any] | None:
     flags = [section.get(name) for name in _DEBUG_FLAGS]
     for name, flag in zip(_DEBUG_FLAGS, flags, strict=True):
         if flag is not None and not isinstance(flag, bool):
-            raise MalformedEvidence(f"token claim {name} is not a boolean", found=_short(flag))
+            raise MalformedEvidence(f"token claim {name} is not a boolean", found=short(flag))
     if raw is None and all(flag is None for flag in flags):
         return None
     # The same decoding as a quote's, so the tdx policy section reads both alike.
@@ -701,7 +701,7 @@ def _td_attributes(section: Mapping[str, Any]) -> dict[str, Any] | None:
 def _string_claim(claims: Mapping[str, Any], name: str) -> str | None:
     value = _lookup(claims, name)
     if value is not None and not isinstance(value, str):
-        raise MalformedEvidence(f"token claim {name} is not a string", found=_short(value))
+        raise MalformedEvidence(f"token claim {name} is not a string", found=short(value))
     return value
 
 
@@ -711,7 +711,7 @@ def _advisories(claims: Mapping[str, Any]) -> list[str]:
         return []
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise MalformedEvidence("token claim attester_advisory_ids is not a list of strings",
-                                found=_short(value))
+                                found=short(value))
     return list(value)
 
 
@@ -731,12 +731,12 @@ def _sgx_claims(section: Mapping[str, Any]) -> dict[str, Any]:
         value = section.get(source)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise MalformedEvidence(f"token claim {source} is not an integer",
-                                    found=_short(value))
+                                    found=short(value))
         claims[name] = value
     debug = section.get("sgx_is_debuggable")
     if debug is not None and not isinstance(debug, bool):
         raise MalformedEvidence("token claim sgx_is_debuggable is not a boolean",
-                                found=_short(debug))
+                                found=short(debug))
     claims["debug"] = debug
     return claims
 
@@ -745,7 +745,7 @@ def _date(claims: Mapping[str, Any], name: str) -> str | None:
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return _iso(value)
+    return iso(value)
 
 
 def map_claims(claims: Mapping[str, Any], *, binding: str, at: datetime) -> dict[str, Any]:
@@ -791,7 +791,7 @@ def _verify(token: str, index: Mapping[str, Mapping[str, Any]], roots: tuple[_Ce
     at = require_aware(at, "verification time")
     if leeway < timedelta(0):
         raise ConfigError("leeway must not be negative", found=str(leeway))
-    kid = _select_kid(_parse_header(token), index)
+    kid = _select_kid(parse_header(token), index)
     jwk = index[kid]
     _check_jwk(jwk, kid)
     chain = _build_chain(_x5c(jwk, kid), roots, at)
