@@ -18,13 +18,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from .local_server import LocalServer
 
 
 @dataclass(frozen=True)
@@ -50,53 +50,16 @@ def json_answer(value: Any, status: int = 200) -> Answer:
     return Answer(status, json.dumps(value).encode())
 
 
-class _LocalServer:
-    """A ThreadingHTTPServer on 127.0.0.1 with an OS-chosen port, a fault queue and a log."""
-
-    name = "local"
+class _LocalServer(LocalServer):
+    """A local server with a fault queue and a request log."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._faults: deque[Answer] = deque()
         self._requests: list[Recorded] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> Self:
-        if self._server is not None:
-            raise RuntimeError(f"{self.name} server already started")
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.owner = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever,
-                                        kwargs={"poll_interval": 0.01},
-                                        name=f"{self.name}-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError(f"{self.name} server is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     @property
     def requests(self) -> list[Recorded]:

@@ -16,16 +16,15 @@ every request. It appraises nothing: the verdict is whatever the test sets.
 from __future__ import annotations
 
 import json
-import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..platforms.nvgpu.nras import ATTEST_PATH, JWKS_PATH, RESULT_HEADER
+from .local_server import LocalServer
 from .nras import NrasFixture
 
 MAX_REQUEST_BYTES = 1 << 20
@@ -57,8 +56,14 @@ class Reply:
     content_type: str = "application/json"
 
 
-class NrasServer:
+class NrasServer(LocalServer):
     """An NRAS on 127.0.0.1 with an OS-chosen port, served from a background thread."""
+
+    name = "NRAS"
+    owner_attribute = "nras"
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     def __init__(self, fixture: NrasFixture | None = None) -> None:
         self.fixture = fixture or NrasFixture.create()
@@ -68,47 +73,7 @@ class NrasServer:
         self._jwks: bytes | None = None
         self._faults: deque[Reply] = deque()
         self._requests: list[NrasRequest] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> NrasServer:
-        if self._server is not None:
-            raise RuntimeError("NRAS server already started")
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.nras = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever,
-                                        kwargs={"poll_interval": 0.01},
-                                        name="nras-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> NrasServer:
-        return self.start()
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("NRAS server is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__()
 
     # --- what it answers ----------------------------------------------------------------------
 

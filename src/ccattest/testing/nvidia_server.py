@@ -21,13 +21,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
@@ -39,6 +37,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from lxml import etree
 from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod, XMLSigner
 from signxml.algorithms import SignatureConstructionMethod
+
+from .local_server import LocalServer
 
 RIM_PREFIX = "/v1/rim/"
 OCSP_PATH = "/ocsp"
@@ -278,9 +278,15 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-class NvidiaServer:
+class NvidiaServer(LocalServer):
     """The RIM service and OCSP responders on 127.0.0.1 with an OS-chosen port, served from
     a background thread. `now` gives the OCSP responders' default times."""
+
+    name = "NVIDIA"
+    owner_attribute = "nvidia"
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     def __init__(self, *, now: datetime | None = None) -> None:
         self.now = now
@@ -288,48 +294,7 @@ class NvidiaServer:
         self._responders: list[OcspResponder] = []
         self._faults: deque[Reply] = deque()
         self._requests: list[SeenRequest] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> NvidiaServer:
-        if self._server is not None:
-            raise RuntimeError("NVIDIA server already started")
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.nvidia = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever,
-                                        kwargs={"poll_interval": 0.01},
-                                        name="nvidia-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> NvidiaServer:
-        return self.start()
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The RIM service's base URL."""
-        if self._server is None:
-            raise RuntimeError("NVIDIA server is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__()
 
     @property
     def ocsp_url(self) -> str:

@@ -18,15 +18,14 @@ The request log and faults are those of the local KDS (ccattest.testing.kds_serv
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from .kds_server import Fault, RecordedRequest
+from .local_server import LocalServer
 
 TCB_PATH = "/tdx/certification/v4/tcb"
 QE_IDENTITY_PATH = "/tdx/certification/v4/qe/identity"
@@ -51,58 +50,20 @@ class _Route:
     headers: tuple[tuple[str, str], ...] = field(default=())
 
 
-class PcsServer:
+class PcsServer(LocalServer):
     """A PCS (or PCCS) on 127.0.0.1 with an OS-chosen port, served from a background thread."""
+
+    name = "PCS"
+    owner_attribute = "pcs"
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     def __init__(self) -> None:
         self._routes: dict[tuple[str, Query], _Route] = {}
         self._faults: deque[Fault] = deque()
         self._requests: list[RecordedRequest] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> PcsServer:
-        if self._server is not None:
-            raise RuntimeError("PCS server already started")
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.pcs = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever,
-                                        kwargs={"poll_interval": 0.01},
-                                        name="pcs-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> PcsServer:
-        return self.start()
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("PCS server is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__()
 
     # --- what it serves -------------------------------------------------------------------
 
