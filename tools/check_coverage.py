@@ -14,7 +14,7 @@ CORE = (
     "ccattest/pipeline.py", "ccattest/policy/", "ccattest/platforms/base.py",
     "ccattest/platforms/software/", "ccattest/mesh/",
     "ccattest/platforms/snp/", "ccattest/platforms/tdx/", "ccattest/platforms/ita/",
-    "ccattest/platforms/nvgpu/", "ccattest/platforms/azure/",
+    "ccattest/platforms/nvgpu/", "ccattest/platforms/azure/", "ccattest/platforms/tsm.py",
     "ccattest/provisioning.py", "ccattest/collateral/",
 )
 

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
-import logging
 import os
-import secrets
 import struct
 from pathlib import Path
 from typing import ClassVar
 
 from ...errors import ConfigError, PlatformUnavailable
 from ...evidence import Evidence
+from ..tsm import TSM_ROOT, ConfigfsTsm
 from . import PLATFORM
 from .abi import REPORT_SIZE
 
-_log = logging.getLogger(__name__)
-TSM_ROOT = Path("/sys/kernel/config/tsm/report")
 SEV_GUEST = Path("/dev/sev-guest")
 PROVIDERS = ("sev_guest", "sev-guest")
 
@@ -43,7 +40,7 @@ CERTS_SIZE = 4 * PAGE  # the kernel wants whole pages; it says how many if more 
 VMM_ERR_INVALID_LEN = 1
 
 
-class SnpAttester:
+class SnpAttester(ConfigfsTsm):
     platform: ClassVar[str] = PLATFORM
 
     def __init__(self, tsm_root: Path = TSM_ROOT, sev_guest: Path = SEV_GUEST, *,
@@ -73,58 +70,13 @@ class SnpAttester:
     # --- configfs-tsm ---------------------------------------------------------------------
 
     def _via_tsm(self, report_data: bytes) -> tuple[bytes, bytes]:
-        entry = self.tsm_root / f"ccattest-{os.getpid()}-{secrets.token_hex(8)}"
-        try:
-            self._make_entry(entry)
-        except OSError as exc:
-            raise PlatformUnavailable(f"cannot create a configfs-tsm report entry in "
-                                      f"{self.tsm_root}", found=exc.strerror,
-                                      hint="collecting needs root") from None
-        try:
-            return self._read_entry(entry, report_data)
-        finally:
-            self._remove_entry(entry)
-
-    def _make_entry(self, entry: Path) -> None:
-        """mkdir; the kernel populates the entry's attribute files (tests fake that here)."""
-        entry.mkdir(mode=0o700)
-
-    def _write(self, entry: Path, name: str, data: bytes) -> None:
-        """Write one attribute; each write bumps the entry's generation by one."""
-        try:
-            (entry / name).write_bytes(data)
-        except OSError as exc:
-            raise PlatformUnavailable(f"writing {name} failed", found=exc.strerror) from None
-
-    def _remove_entry(self, entry: Path) -> None:
-        """Best effort: a leftover entry costs a little kernel memory, not correctness."""
-        try:
-            entry.rmdir()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            _log.warning("cannot remove configfs-tsm entry %s: %s", entry, exc.strerror)
-
-    def _read_entry(self, entry: Path, report_data: bytes) -> tuple[bytes, bytes]:
-        provider = _read(entry / "provider").decode("ascii", "replace").strip()
-        if provider not in PROVIDERS:
-            raise PlatformUnavailable("configfs-tsm is served by another TEE", expected="sev_guest",
-                                      found=provider or "(empty)")
-        before = _generation(entry)
         writes = [("inblob", report_data)]
         if self.vmpl:  # privlevel is the VMPL for SNP; 0 is the kernel's default
             writes.insert(0, ("privlevel", f"{self.vmpl}\n".encode()))
-        for name, data in writes:
-            self._write(entry, name, data)
-        report = _read(entry / "outblob")
-        auxblob = _read(entry / "auxblob", missing_ok=True)
-        after = _generation(entry)
-        if after != before + len(writes):
-            raise PlatformUnavailable("another writer changed the configfs-tsm entry while we "
-                                      "read it", expected=f"generation {before + len(writes)}",
-                                      found=f"generation {after}", hint="collect again")
+        report, auxblob = self._tsm_request(PROVIDERS, writes, auxblob=True)
         if not report:
-            raise PlatformUnavailable("configfs-tsm returned an empty report", found=str(entry))
+            raise PlatformUnavailable("configfs-tsm returned an empty report",
+                                      found=str(self.tsm_root))
         return report, auxblob
 
     # --- /dev/sev-guest ---------------------------------------------------------------------
@@ -147,27 +99,6 @@ class SnpAttester:
         finally:
             os.close(fd)
 
-
-def _read(path: Path, *, missing_ok: bool = False) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        if missing_ok:
-            return b""
-        raise PlatformUnavailable(f"configfs-tsm attribute {path.name} is missing",
-                                  found=str(path)) from None
-    except OSError as exc:
-        raise PlatformUnavailable(f"reading {path} failed", found=exc.strerror,
-                                  hint="the firmware may be busy; retry") from None
-
-
-def _generation(entry: Path) -> int:
-    text = _read(entry / "generation").decode("ascii", "replace").strip()
-    try:
-        return int(text)
-    except ValueError:
-        raise PlatformUnavailable("configfs-tsm generation is not a number",
-                                  found=repr(text)) from None
 
 
 # --- ioctl structures (kept apart so that they are tested without a device) ------------------
