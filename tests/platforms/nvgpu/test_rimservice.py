@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from ccattest.collateral import CollateralCache
+from ccattest.collateral.http import ServiceHttp
 from ccattest.errors import (
     CollateralUnavailable,
     ConfigError,
@@ -25,7 +26,6 @@ from ccattest.platforms.nvgpu.rim import RimIds, verify_rim
 from ccattest.platforms.nvgpu.rimservice import (
     KIND,
     RimClient,
-    ServiceHttp,
     check_rim_item,
     rim_from_response,
 )

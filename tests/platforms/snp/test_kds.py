@@ -18,16 +18,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ccattest.collateral import CollateralCache
+from ccattest.collateral.http import MAX_DELAY, retry_after
 from ccattest.errors import CollateralUnavailable, ConfigError
 from ccattest.evidence import Evidence
 from ccattest.platforms.snp import kds as kds_module
 from ccattest.platforms.snp.abi import SnpReport, parse_report
 from ccattest.platforms.snp.kds import (
-    MAX_DELAY,
     KdsClient,
     chain_request,
     requests_for,
-    retry_after,
 )
 from ccattest.platforms.snp.verify import SnpVerifier
 from ccattest.testing.kds_server import KdsServer

@@ -23,13 +23,13 @@ from hypothesis import strategies as st
 from ccattest.collateral import CollateralCache
 from ccattest.collateral.bundle import export_bundle, import_bundle, load_bundle
 from ccattest.collateral.cache import check_item
+from ccattest.collateral.http import MAX_DELAY
 from ccattest.errors import CCAttestError, CollateralUnavailable, ConfigError, MalformedEvidence
 from ccattest.platforms.tdx import pcs as pcs_module
 from ccattest.platforms.tdx.collateral import TdxCollateral
 from ccattest.platforms.tdx.pcs import (
     FOLDER_FILES,
     KINDS,
-    MAX_DELAY,
     PCS_URL,
     ROOT_CA_CRL_URL,
     PcsClient,

@@ -42,9 +42,10 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ...collateral.cache import CollateralCache, Key, Window, register_kind
+from ...collateral.http import ServiceHttp, check_service_url
 from ...errors import CollateralUnavailable, ConfigError, MalformedEvidence, VerificationFailed
 from ...timeutil import require_aware, utcnow
-from .rimservice import IMPORT_HINT, ServiceHttp, check_base_url
+from .rimservice import IMPORT_HINT, MAX_RESPONSE_BYTES
 
 OCSP_URL = "http://ocsp.ndis.nvidia.com/"
 KIND = "nvgpu.ocsp"
@@ -351,13 +352,14 @@ class OcspClient:
                  transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  now: Callable[[], datetime] = utcnow) -> None:
-        self.url = check_base_url(url, "OCSP responder", OCSP_URL)
+        self.url = check_service_url(url, "OCSP responder", OCSP_URL)
         self.cache, self.offline, self.nonce = cache, offline, nonce
         self.algorithm = algorithm or hashes.SHA384()
         self.checks = checks or Checks()
         self._now = now
-        self._http = ServiceHttp("OCSP responder", timeout=timeout, retries=retries,
-                                 backoff=backoff, transport=transport, sleep=sleep, now=now,
+        self._http = ServiceHttp("OCSP responder", max_bytes=MAX_RESPONSE_BYTES,
+                                 timeout=timeout, retries=retries, backoff=backoff,
+                                 transport=transport, sleep=sleep, now=now,
                                  headers={"Accept": "application/ocsp-response"})
         self._flights: dict[Key, threading.Lock] = {}
         self._flights_lock = threading.Lock()

@@ -16,8 +16,8 @@ lives as long as its signer certificate (one to two years), and NVIDIA re-signs 
 that. The verifier checks every RIM again whatever its source.
 
 HTTP: 429, 5xx and connection errors are retried with exponential backoff (Retry-After, capped,
-wins); 404 and other refusals are not. `ServiceHttp`, which does that, is shared with the OCSP
-client (ocsp.py).
+wins); 404 and other refusals are not (`ccattest.collateral.http.ServiceHttp`, shared with the
+other collateral clients).
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 
@@ -37,125 +36,18 @@ import httpx
 from cryptography import x509
 
 from ...collateral.cache import CollateralCache, Key, Window, check_item, register_kind
+from ...collateral.http import ServiceHttp, check_service_url
 from ...errors import CollateralUnavailable, ConfigError, MalformedEvidence
 from ...timeutil import require_aware, utcnow
-from ..snp.kds import MAX_DELAY, retry_after
 from .rim import RimIds, check_rim_id, embedded_certificates, id_kind, parse_rim, verify_rim
 
 RIM_SERVICE_URL = "https://rim.attestation.nvidia.com"
 RIM_PATH = "/v1/rim/"
 KIND = "nvgpu.rim"
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-_RETRYABLE = frozenset({429}) | frozenset(range(500, 600))
 _SAFE_ID = re.compile(r"[A-Za-z0-9._\-]{1,200}")
 IMPORT_HINT = ("fetch it where the service is reachable into a cache, export that with "
                "`ccattest collateral export BUNDLE`, then `ccattest collateral import BUNDLE` here")
-
-
-# --- HTTP with retries (shared with ocsp.py) ------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Answer:
-    """One try's outcome: the body, or why not and how long to wait before the next try."""
-
-    body: bytes | None
-    failure: str
-    delay: float | None = None
-    retry: bool = True
-
-
-def check_base_url(base_url: str, what: str, example: str) -> str:
-    """An http(s) URL without a trailing slash; ConfigError otherwise."""
-    try:
-        url = httpx.URL(base_url)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise ConfigError(f"{what} URL does not parse", found=str(exc)) from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError(f"{what} URL must be http(s)", expected=f"e.g. {example}",
-                          found=base_url)
-    return str(base_url).rstrip("/")
-
-
-class ServiceHttp:
-    """GET and POST with retries: `retries` tries after the first, the n-th waiting
-    backoff * 2**n seconds (at most MAX_DELAY) unless the server says how long (Retry-After).
-    Bodies are read up to MAX_RESPONSE_BYTES."""
-
-    def __init__(self, service: str, *, timeout: float = 10.0, retries: int = 4,
-                 backoff: float = 0.5, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 now: Callable[[], datetime] = utcnow,
-                 headers: Mapping[str, str] | None = None) -> None:
-        if not isinstance(retries, int) or retries < 0 or backoff < 0 or timeout <= 0:
-            raise ConfigError(f"bad {service} client settings",
-                              expected="retries >= 0, backoff >= 0, timeout > 0",
-                              found=f"retries {retries}, backoff {backoff}, timeout {timeout}")
-        self.service, self.retries, self.backoff = service, retries, backoff
-        self._sleep, self._now = sleep, now
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout), transport=transport,
-                                  follow_redirects=False,
-                                  headers={"User-Agent": "ccattest", **(headers or {})})
-
-    def close(self) -> None:
-        self._http.close()
-
-    def get(self, url: str) -> bytes:
-        return self._request("GET", url, None, {})
-
-    def post(self, url: str, body: bytes, content_type: str) -> bytes:
-        return self._request("POST", url, body, {"Content-Type": content_type})
-
-    def _request(self, method: str, url: str, body: bytes | None,
-                 headers: dict[str, str]) -> bytes:
-        failures: list[str] = []
-        for attempt in range(self.retries + 1):
-            answer = self._try(method, url, body, headers)
-            if answer.body is not None:
-                return answer.body
-            failures.append(answer.failure)
-            if not answer.retry:
-                raise CollateralUnavailable(f"{self.service} refused {url}", expected="HTTP 200",
-                                            found=answer.failure)
-            if attempt < self.retries:
-                self._sleep(self._delay(attempt, answer.delay))
-        raise CollateralUnavailable(f"{self.service} did not answer {url} after "
-                                    f"{self.retries + 1} tries", expected="HTTP 200",
-                                    found="; ".join(failures),
-                                    hint="retry later, or import a collateral bundle")
-
-    def _delay(self, attempt: int, server_delay: float | None) -> float:
-        if server_delay is not None:
-            return server_delay
-        return min(self.backoff * 2 ** attempt, MAX_DELAY)
-
-    def _try(self, method: str, url: str, body: bytes | None,
-             headers: dict[str, str]) -> _Answer:
-        try:
-            with self._http.stream(method, url, content=body, headers=headers) as response:
-                return self._answer(response)
-        except httpx.TimeoutException as exc:
-            return _Answer(None, f"timeout ({type(exc).__name__})")
-        except httpx.HTTPError as exc:
-            return _Answer(None, f"connection error ({type(exc).__name__}: {exc})")
-
-    def _answer(self, response: httpx.Response) -> _Answer:
-        status = response.status_code
-        if status == 200:
-            return _read_limited(response)
-        failure = f"HTTP {status}"
-        if status in _RETRYABLE:
-            return _Answer(None, failure, retry_after(response.headers.get("Retry-After"),
-                                                      self._now()))
-        return _Answer(None, failure, retry=False)
-
-
-def _read_limited(response: httpx.Response) -> _Answer:
-    body = bytearray()
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > MAX_RESPONSE_BYTES:
-            return _Answer(None, f"response larger than {MAX_RESPONSE_BYTES} bytes", retry=False)
-    return _Answer(bytes(body), "")
 
 
 # --- what the service returns: checked before anything is cached ----------------------------------
@@ -216,15 +108,15 @@ class RimClient:
                  api_key: str | None = None, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  now: Callable[[], datetime] = utcnow) -> None:
-        self.base_url = check_base_url(base_url, "RIM service", RIM_SERVICE_URL)
+        self.base_url = check_service_url(base_url, "RIM service", RIM_SERVICE_URL)
         self.cache, self.offline, self.verify, self.root = cache, offline, verify, root
         self._now = now
         headers = {"Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._http = ServiceHttp("NVIDIA RIM service", timeout=timeout, retries=retries,
-                                 backoff=backoff, transport=transport, sleep=sleep, now=now,
-                                 headers=headers)
+        self._http = ServiceHttp("NVIDIA RIM service", max_bytes=MAX_RESPONSE_BYTES,
+                                 timeout=timeout, retries=retries, backoff=backoff,
+                                 transport=transport, sleep=sleep, now=now, headers=headers)
         self._flights: dict[str, threading.Lock] = {}
         self._flights_lock = threading.Lock()
 
@@ -297,8 +189,6 @@ __all__ = [
     "KIND",
     "RIM_SERVICE_URL",
     "RimClient",
-    "ServiceHttp",
-    "check_base_url",
     "check_rim_item",
     "rim_from_response",
 ]

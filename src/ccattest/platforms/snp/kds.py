@@ -15,18 +15,18 @@ signatures); this module only makes sure it is what was asked for.
 
 from __future__ import annotations
 
-import email.utils
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 
 import httpx
 from cryptography import x509
 
 from ...collateral.cache import CollateralCache, Key, Window, check_item, register_kind
+from ...collateral.http import ServiceHttp, check_service_url
 from ...errors import CollateralUnavailable, ConfigError, MalformedEvidence
 from ...timeutil import require_aware, utcnow
 from . import PRODUCTS
@@ -34,13 +34,11 @@ from .abi import SnpReport, tcb_layout
 from .certs import PARSE_ERRORS, amd_extensions, common_name, load_certificates
 
 KDS_URL = "https://kdsintf.amd.com"
-MAX_DELAY = 60.0  # seconds: the longest wait between two tries, whatever Retry-After says
 MAX_RESPONSE_BYTES = 1024 * 1024
 KINDS = {"vcek": "snp.vcek", "cert_chain": "snp.cert_chain", "crl": "snp.crl"}
 KEY_TYPES = ("vcek", "vlek")
 SPL_PARAMETERS = {"fmc": "fmcSPL", "bootloader": "blSPL", "tee": "teeSPL", "snp": "snpSPL",
                   "microcode": "ucodeSPL"}
-_RETRYABLE = frozenset({429}) | frozenset(range(500, 600))
 IMPORT_HINT = ("fetch it on a connected machine with `ccattest collateral fetch`, "
                "`ccattest collateral export BUNDLE`, then `ccattest collateral import BUNDLE` here")
 
@@ -231,35 +229,6 @@ register_kind(KINDS["cert_chain"], check_chain)
 register_kind(KINDS["crl"], check_crl)
 
 
-# --- retry timing ---------------------------------------------------------------------------
-
-def retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), at least 0 and
-    at most MAX_DELAY; None when absent or unreadable."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isascii() and text.isdigit():
-        return min(float(text), MAX_DELAY)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return min(max((when - now).total_seconds(), 0.0), MAX_DELAY)
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """One try's outcome: the body, or why not and how long to wait before the next try."""
-
-    body: bytes | None
-    failure: str
-    delay: float | None = None  # a server-given delay (Retry-After)
-    retry: bool = True
-
-
 # --- the client -----------------------------------------------------------------------------
 
 class KdsClient:
@@ -272,17 +241,12 @@ class KdsClient:
                  backoff: float = 0.5, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  now: Callable[[], datetime] = utcnow) -> None:
-        self.base_url = _check_base_url(base_url)
-        if not isinstance(retries, int) or retries < 0 or backoff < 0 or timeout <= 0:
-            raise ConfigError("bad KDS client settings",
-                              expected="retries >= 0, backoff >= 0, timeout > 0",
-                              found=f"retries {retries}, backoff {backoff}, timeout {timeout}")
-        self.cache, self.offline = cache, offline
-        self.retries, self.backoff = retries, backoff
-        self._sleep, self._now = sleep, now
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout), transport=transport,
-                                  follow_redirects=False,
-                                  headers={"User-Agent": "ccattest-kds"})
+        self.base_url = check_service_url(base_url, "KDS", KDS_URL)
+        self.cache, self.offline, self._now = cache, offline, now
+        self._http = ServiceHttp("AMD KDS", max_bytes=MAX_RESPONSE_BYTES, timeout=timeout,
+                                 retries=retries, backoff=backoff, transport=transport,
+                                 sleep=sleep, now=now, headers={"User-Agent": "ccattest-kds"},
+                                 hint="KDS rate-limits: retry later, or import a bundle")
         self._flights: dict[tuple[str, Key], threading.Lock] = {}
         self._flights_lock = threading.Lock()
 
@@ -349,7 +313,7 @@ class KdsClient:
 
     def _download(self, request: KdsRequest) -> bytes:
         url = self.url(request)
-        data = self._get(url)
+        data = self._http.get(url)
         try:
             check_item(request.kind, request.key, data)
         except CollateralUnavailable as exc:
@@ -359,65 +323,3 @@ class KdsClient:
         if self.cache is not None:
             self.cache.put(request.kind, request.key, data, source=url, fetched_at=self._now())
         return data
-
-    def _get(self, url: str) -> bytes:
-        failures: list[str] = []
-        for attempt in range(self.retries + 1):
-            answer = self._try(url)
-            if answer.body is not None:
-                return answer.body
-            failures.append(answer.failure)
-            if not answer.retry:
-                raise CollateralUnavailable(f"AMD KDS refused {url}", expected="HTTP 200",
-                                            found=answer.failure)
-            if attempt < self.retries:
-                self._sleep(self._delay(attempt, answer.delay))
-        raise CollateralUnavailable(f"AMD KDS did not answer {url} after "
-                                    f"{self.retries + 1} tries", expected="HTTP 200",
-                                    found="; ".join(failures),
-                                    hint="KDS rate-limits: retry later, or import a bundle")
-
-    def _delay(self, attempt: int, server_delay: float | None) -> float:
-        if server_delay is not None:
-            return server_delay
-        return min(self.backoff * 2 ** attempt, MAX_DELAY)
-
-    def _try(self, url: str) -> _Answer:
-        try:
-            with self._http.stream("GET", url) as response:
-                return self._answer(response)
-        except httpx.TimeoutException as exc:
-            return _Answer(None, f"timeout ({type(exc).__name__})")
-        except httpx.HTTPError as exc:
-            return _Answer(None, f"connection error ({type(exc).__name__}: {exc})")
-
-    def _answer(self, response: httpx.Response) -> _Answer:
-        status = response.status_code
-        if status == 200:
-            return _read_limited(response)
-        failure = f"HTTP {status}"
-        if status in _RETRYABLE:
-            delay = retry_after(response.headers.get("Retry-After"), self._now())
-            return _Answer(None, failure, delay)
-        return _Answer(None, failure, retry=False)  # 404 and other refusals: asking again fails
-
-
-def _read_limited(response: httpx.Response) -> _Answer:
-    body = bytearray()
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > MAX_RESPONSE_BYTES:
-            return _Answer(None, f"response larger than {MAX_RESPONSE_BYTES} bytes",
-                           retry=False)
-    return _Answer(bytes(body), "")
-
-
-def _check_base_url(base_url: str) -> str:
-    try:
-        url = httpx.URL(base_url)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise ConfigError("KDS URL does not parse", found=str(exc)) from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError("KDS URL must be http(s)", expected="e.g. https://kdsintf.amd.com",
-                          found=base_url)
-    return str(base_url).rstrip("/")

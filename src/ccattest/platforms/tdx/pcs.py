@@ -68,10 +68,10 @@ from ...collateral.cache import (
     check_item,
     register_kind,
 )
+from ...collateral.http import ServiceHttp, check_service_url
 from ...errors import CCAttestError, CollateralUnavailable, ConfigError, MalformedEvidence
 from ...timeutil import require_aware, utcnow
 from ..snp.certs import PARSE_ERRORS, common_name
-from ..snp.kds import MAX_DELAY, retry_after
 from . import PCS_URL
 from .collateral import TdxCollateral
 
@@ -107,7 +107,6 @@ FOLDER_FILES = {
 IMPORT_HINT = ("fetch it on a connected machine with `ccattest collateral fetch --platform tdx "
                "--fmspc HEX`, `ccattest collateral export BUNDLE`, then "
                "`ccattest collateral import BUNDLE` here")
-_RETRYABLE = frozenset({429}) | frozenset(range(500, 600))
 _HEX = frozenset(string.hexdigits)
 _PEM_CERT = b"-----BEGIN CERTIFICATE-----"
 _PEM_CRL = b"-----BEGIN X509 CRL-----"
@@ -390,17 +389,6 @@ def default_root_ca_crl_url(base_url: str) -> str:
 
 # --- the client ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Answer:
-    """One try's outcome: the body and headers, or why not and how long to wait."""
-
-    body: bytes | None
-    failure: str
-    headers: httpx.Headers | None = None
-    delay: float | None = None
-    retry: bool = True
-
-
 class PcsClient:
     """Fetch TDX collateral from Intel PCS or a PCCS through a cache. `retries` is the number
     of tries after the first; the n-th retry waits backoff * 2**n seconds (at most MAX_DELAY)
@@ -412,18 +400,14 @@ class PcsClient:
                  sleep: Callable[[float], None] = time.sleep,
                  now: Callable[[], datetime] = utcnow,
                  root_ca_crl_url: str | None = None) -> None:
-        self.base_url = _check_url(base_url, "PCS URL")
+        self.base_url = check_service_url(base_url, "PCS", PCS_URL)
         self.root_ca_crl_url = (default_root_ca_crl_url(self.base_url) if root_ca_crl_url is None
-                                else _check_url(root_ca_crl_url, "root CA CRL URL"))
-        if not isinstance(retries, int) or retries < 0 or backoff < 0 or timeout <= 0:
-            raise ConfigError("bad PCS client settings",
-                              expected="retries >= 0, backoff >= 0, timeout > 0",
-                              found=f"retries {retries}, backoff {backoff}, timeout {timeout}")
-        self.cache, self.offline = cache, offline
-        self.retries, self.backoff = retries, backoff
-        self._sleep, self._now = sleep, now
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout), transport=transport,
-                                  follow_redirects=False, headers={"User-Agent": "ccattest-pcs"})
+                                else check_service_url(root_ca_crl_url, "root CA CRL", PCS_URL))
+        self.cache, self.offline, self._now = cache, offline, now
+        self._http = ServiceHttp("Intel PCS", max_bytes=MAX_RESPONSE_BYTES, timeout=timeout,
+                                 retries=retries, backoff=backoff, transport=transport,
+                                 sleep=sleep, now=now, headers={"User-Agent": "ccattest-pcs"},
+                                 hint="retry later, use a PCCS, or import a bundle")
         self._flights: dict[tuple[str, Key], threading.Lock] = {}
         self._flights_lock = threading.Lock()
 
@@ -507,8 +491,8 @@ class PcsClient:
             return self._flights.setdefault((request.kind, request.key), threading.Lock())
 
     def _download(self, request: PcsRequest) -> Fetched:
-        body, headers = self._get(request.url)
-        data = self._item_data(request, body, headers)
+        answer = self._http.fetch("GET", request.url)
+        data = self._item_data(request, answer.body, answer.headers)
         try:
             check_item(request.kind, request.key, data)
         except CollateralUnavailable as exc:
@@ -538,73 +522,12 @@ class PcsClient:
                                         found=exc.found) from None
         return pack_item(body, chain)
 
-    def _get(self, url: str) -> tuple[bytes, httpx.Headers]:
-        failures: list[str] = []
-        for attempt in range(self.retries + 1):
-            answer = self._try(url)
-            if answer.body is not None and answer.headers is not None:
-                return answer.body, answer.headers
-            failures.append(answer.failure)
-            if not answer.retry:
-                raise CollateralUnavailable(f"Intel PCS refused {url}", expected="HTTP 200",
-                                            found=answer.failure)
-            if attempt < self.retries:
-                self._sleep(self._delay(attempt, answer.delay))
-        raise CollateralUnavailable(f"Intel PCS did not answer {url} after "
-                                    f"{self.retries + 1} tries", expected="HTTP 200",
-                                    found="; ".join(failures),
-                                    hint="retry later, use a PCCS, or import a bundle")
-
-    def _delay(self, attempt: int, server_delay: float | None) -> float:
-        if server_delay is not None:
-            return server_delay
-        return min(self.backoff * 2 ** attempt, MAX_DELAY)
-
-    def _try(self, url: str) -> _Answer:
-        try:
-            with self._http.stream("GET", url) as response:
-                return self._answer(response)
-        except httpx.TimeoutException as exc:
-            return _Answer(None, f"timeout ({type(exc).__name__})")
-        except httpx.HTTPError as exc:
-            return _Answer(None, f"connection error ({type(exc).__name__}: {exc})")
-
-    def _answer(self, response: httpx.Response) -> _Answer:
-        status = response.status_code
-        if status == 200:
-            return _read_limited(response)
-        failure = f"HTTP {status}"
-        if status in _RETRYABLE:
-            delay = retry_after(response.headers.get("Retry-After"), self._now())
-            return _Answer(None, failure, delay=delay)
-        return _Answer(None, failure, retry=False)  # 404 and other refusals: asking again fails
-
 
 def _fetched(request: PcsRequest, data: bytes, source: str, *, cached: bool) -> Fetched:
     if not request.chain_headers:
         return Fetched(data, None, source, cached)
     body, chain = unpack_item(data)
     return Fetched(body, chain, source, cached)
-
-
-def _read_limited(response: httpx.Response) -> _Answer:
-    body = bytearray()
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > MAX_RESPONSE_BYTES:
-            return _Answer(None, f"response larger than {MAX_RESPONSE_BYTES} bytes",
-                           retry=False)
-    return _Answer(bytes(body), "", headers=response.headers)
-
-
-def _check_url(value: str, what: str) -> str:
-    try:
-        url = httpx.URL(value)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise ConfigError(f"{what} does not parse", found=str(exc)) from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError(f"{what} must be http(s)", expected=f"e.g. {PCS_URL}", found=value)
-    return str(value).rstrip("/")
 
 
 # --- collateral folders ---------------------------------------------------------------------------
