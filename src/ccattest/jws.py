@@ -9,10 +9,10 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .errors import MalformedEvidence, VerificationFailed
+from .errors import MalformedEvidence, StaleEvidence, VerificationFailed
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 # A token far beyond any we would accept is an attack on the parser, not evidence.
@@ -97,3 +97,20 @@ def numeric_date(claims: Mapping[str, Any], name: str) -> float:
             found=short(value),
         )
     return value
+
+
+def check_token_times(claims: Mapping[str, Any], at: datetime, leeway: timedelta) -> None:
+    """exp after `at`, iat and (when present) nbf at or before it, each within `leeway`;
+    StaleEvidence otherwise. exp and iat are required: a token without them never ages out."""
+    now, slack = at.timestamp(), leeway.total_seconds()
+    exp = required_date(claims, "exp")
+    iat = required_date(claims, "iat")
+    nbf = numeric_date(claims, "nbf") if "nbf" in claims else None
+    if exp <= now - slack:
+        raise StaleEvidence("token has expired", expected=f"exp after {at.isoformat()}",
+                            found=iso(exp))
+    for name, value in (("iat", iat), ("nbf", nbf)):
+        if value is not None and value > now + slack:
+            raise StaleEvidence(f"token is not yet valid ({name} is in the future)",
+                                expected=f"{name} at or before {at.isoformat()}",
+                                found=iso(value))

@@ -31,10 +31,8 @@ from .errors import ConfigError, MalformedEvidence, StaleEvidence, VerificationF
 from .jws import (
     MAX_TOKEN_LENGTH,
     b64url,
-    iso,
-    numeric_date,
+    check_token_times,
     parse_header,
-    required_date,
     short,
 )
 from .result import AttestationResult
@@ -493,22 +491,7 @@ def verify_token(
         raise VerificationFailed(
             "token is not an EAR", expected=f"eat_profile {EAR_PROFILE}", found=short(profile)
         )
-    now = at.timestamp()
-    slack = leeway.total_seconds()
-    exp = required_date(claims, "exp")
-    iat = required_date(claims, "iat")
-    nbf = numeric_date(claims, "nbf") if "nbf" in claims else None
-    if exp <= now - slack:
-        raise StaleEvidence(
-            "token has expired", expected=f"exp after {at.isoformat()}", found=iso(exp)
-        )
-    for name, value in (("iat", iat), ("nbf", nbf)):
-        if value is not None and value > now + slack:
-            raise StaleEvidence(
-                f"token is not yet valid ({name} is in the future)",
-                expected=f"{name} at or before {at.isoformat()}",
-                found=iso(value),
-            )
+    check_token_times(claims, at, leeway)
     if audience is not None:
         aud = claims.get("aud")
         if not (aud == audience or (isinstance(aud, list) and audience in aud)):

@@ -58,11 +58,10 @@ from ...errors import (
     CollateralUnavailable,
     ConfigError,
     MalformedEvidence,
-    StaleEvidence,
     VerificationFailed,
 )
 from ...evidence import Evidence
-from ...jws import iso, numeric_date, parse_header, required_date, short
+from ...jws import check_token_times, iso, parse_header, short
 from ...result import Reason
 from ...timeutil import require_aware
 from ..base import VerifiedClaims
@@ -460,21 +459,6 @@ def _check_key_time(key: MaaKey, at: datetime) -> None:
                                  found=at.isoformat())
 
 
-def _check_times(claims: Mapping[str, Any], at: datetime, leeway: timedelta) -> None:
-    now, slack = at.timestamp(), leeway.total_seconds()
-    exp = required_date(claims, "exp")
-    iat = required_date(claims, "iat")
-    nbf = numeric_date(claims, "nbf") if "nbf" in claims else None
-    if exp <= now - slack:
-        raise StaleEvidence("token has expired", expected=f"exp after {at.isoformat()}",
-                            found=iso(exp))
-    for name, value in (("iat", iat), ("nbf", nbf)):
-        if value is not None and value > now + slack:
-            raise StaleEvidence(f"token is not yet valid ({name} is in the future)",
-                                expected=f"{name} at or before {at.isoformat()}",
-                                found=iso(value))
-
-
 def _check_issuer_audience(claims: Mapping[str, Any], instance: str,
                            audience: str | None) -> None:
     if claims.get("iss") != instance:
@@ -726,7 +710,7 @@ class MaaVerifier:
         key, source = self._key(instance, kid, at)
         _check_key_time(key, at)
         claims = _decode(token, key)
-        _check_times(claims, at, self.leeway)
+        check_token_times(claims, at, self.leeway)
         _check_issuer_audience(claims, instance, self.audience)
         unbound = self.allow_unbound if allow_unbound is None else allow_unbound
         binding = binding_of(claims, report_data, unbound)

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ...errors import ConfigError, MalformedEvidence, StaleEvidence, VerificationFailed
 from ...evidence import Evidence
-from ...jws import iso, numeric_date, parse_header, required_date, short
+from ...jws import check_token_times, iso, parse_header, short
 from ...result import Reason
 from ...timeutil import require_aware
 from ..base import VerifiedClaims
@@ -525,21 +525,6 @@ def _decode(token: str, key: rsa.RSAPublicKey, kid: str) -> dict[str, Any]:
                                  found=short(str(exc) or type(exc).__name__, 120)) from None
 
 
-def _check_times(claims: Mapping[str, Any], at: datetime, leeway: timedelta) -> None:
-    now, slack = at.timestamp(), leeway.total_seconds()
-    exp = required_date(claims, "exp")
-    iat = required_date(claims, "iat")
-    nbf = numeric_date(claims, "nbf") if "nbf" in claims else None
-    if exp <= now - slack:
-        raise StaleEvidence("token has expired", expected=f"exp after {at.isoformat()}",
-                            found=iso(exp))
-    for name, value in (("iat", iat), ("nbf", nbf)):
-        if value is not None and value > now + slack:
-            raise StaleEvidence(f"token is not yet valid ({name} is in the future)",
-                                expected=f"{name} at or before {at.isoformat()}",
-                                found=iso(value))
-
-
 def _check_issuer_audience(claims: Mapping[str, Any], issuer: str | None,
                            audience: str | None) -> None:
     if issuer is not None and claims.get("iss") != issuer:
@@ -797,7 +782,7 @@ def _verify(token: str, index: Mapping[str, Mapping[str, Any]], roots: tuple[_Ce
     chain = _build_chain(_x5c(jwk, kid), roots, at)
     key = _check_key(jwk, kid, chain.leaf)
     claims = _decode(token, key, kid)
-    _check_times(claims, at, leeway)
+    check_token_times(claims, at, leeway)
     _check_issuer_audience(claims, issuer, audience)
     _check_nonce(claims, nonce)
     binding = _binding(claims, report_data, allow_unbound)
