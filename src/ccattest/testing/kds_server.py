@@ -16,76 +16,17 @@ Paths are built here independently of the client, so tests check what the client
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qsl, urlsplit
 
-from .local_server import LocalServer
+from .routed_server import Fault, RecordedRequest, RoutedServer
 
-Query = frozenset[tuple[str, str]]
+__all__ = ["Fault", "KdsServer", "RecordedRequest"]
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the server saw it."""
-
-    method: str
-    path: str
-    query: tuple[tuple[str, str], ...]  # in the order sent
-    headers: tuple[tuple[str, str], ...]
-
-    @property
-    def target(self) -> str:
-        """Path and query, as sent."""
-        if not self.query:
-            return self.path
-        return self.path + "?" + "&".join(f"{name}={value}" for name, value in self.query)
-
-    def header(self, name: str) -> str | None:
-        return next((value for key, value in self.headers if key.lower() == name.lower()), None)
-
-
-@dataclass(frozen=True)
-class Fault:
-    """How to answer one request instead of serving it: an HTTP status, or a dropped
-    connection (status None)."""
-
-    status: int | None
-    retry_after: str | None = None
-    body: bytes = b""
-
-
-@dataclass(frozen=True)
-class _Route:
-    body: bytes
-    content_type: str
-
-
-class KdsServer(LocalServer):
+class KdsServer(RoutedServer):
     """A KDS on 127.0.0.1 with an OS-chosen port, served from a background thread."""
 
     name = "KDS"
-    owner_attribute = "kds"
-
-    def handler(self) -> type[BaseHTTPRequestHandler]:
-        return _Handler
-
-    def __init__(self) -> None:
-        self._routes: dict[tuple[str, Query], _Route] = {}
-        self._faults: deque[Fault] = deque()
-        self._requests: list[RecordedRequest] = []
-        super().__init__()
-
-    # --- what it serves -------------------------------------------------------------------
-
-    def serve(self, path: str, body: bytes, *, query: Mapping[str, object] | None = None,
-              content_type: str = "application/octet-stream") -> None:
-        """Answer GET `path` (with exactly these query parameters, in any order) with `body`."""
-        key = (path, frozenset((name, str(value)) for name, value in (query or {}).items()))
-        with self._lock:
-            self._routes[key] = _Route(bytes(body), content_type)
 
     def serve_vcek(self, product: str, hwid: bytes, spls: Mapping[str, int],
                    der: bytes) -> None:
@@ -99,71 +40,3 @@ class KdsServer(LocalServer):
 
     def serve_crl(self, product: str, der: bytes, key: str = "vcek") -> None:
         self.serve(f"/{key}/v1/{product}/crl", der, content_type="application/pkix-crl")
-
-    def fail(self, status: int, times: int = 1, *, retry_after: str | None = None,
-             body: bytes = b"") -> None:
-        """Answer the next `times` requests, whatever they ask, with `status`."""
-        with self._lock:
-            self._faults.extend([Fault(status, retry_after, body)] * times)
-
-    def drop(self, times: int = 1) -> None:
-        """Close the next `times` connections without answering."""
-        with self._lock:
-            self._faults.extend([Fault(None)] * times)
-
-    # --- what it saw ----------------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def targets(self) -> list[str]:
-        return [request.target for request in self.requests]
-
-    # --- used by the handler ----------------------------------------------------------------
-
-    def _record(self, request: RecordedRequest) -> Fault | _Route | None:
-        """Log the request; then its fault, if one is queued, else its route (None: 404)."""
-        with self._lock:
-            self._requests.append(request)
-            if self._faults:
-                return self._faults.popleft()
-            return self._routes.get((request.path, frozenset(request.query)))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "ccattest-kds/1"
-
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        request = RecordedRequest("GET", parts.path, tuple(parse_qsl(parts.query, True)),
-                                  tuple(self.headers.items()))
-        answer = self.server.kds._record(request)  # type: ignore[attr-defined]
-        if isinstance(answer, _Route):
-            self._send(200, answer.body, answer.content_type)
-        elif isinstance(answer, Fault):
-            self._fault(answer)
-        else:
-            self._send(404, b"Not Found", "text/plain")
-
-    def _fault(self, fault: Fault) -> None:
-        if fault.status is None:
-            self.close_connection = True
-            return
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-        self._send(fault.status, fault.body, "text/plain", headers)
-
-    def _send(self, status: int, body: bytes, content_type: str,
-              headers: Mapping[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: tests read the recorded requests instead."""

@@ -13,26 +13,19 @@ It serves TDX collateral at the PCS API v4 paths with the issuer-chain response 
         client = PcsClient(pcs.url, ...)
 
 Paths are written here independently of the client, so tests check what the client asks for.
-The request log and faults are those of the local KDS (ccattest.testing.kds_server).
+The request log and faults are those every routed test server has (testing.routed_server).
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import quote
 
-from .kds_server import Fault, RecordedRequest
-from .local_server import LocalServer
+from .routed_server import Fault, RecordedRequest, RoutedServer
 
 TCB_PATH = "/tdx/certification/v4/tcb"
 QE_IDENTITY_PATH = "/tdx/certification/v4/qe/identity"
 PCK_CRL_PATH = "/sgx/certification/v4/pckcrl"
 ROOT_CA_CRL_PATH = "/sgx/certification/v4/rootcacrl"  # PCCS; PCS uses Intel's CRL DP URL
-
-Query = frozenset[tuple[str, str]]
 
 __all__ = ["PCK_CRL_PATH", "QE_IDENTITY_PATH", "ROOT_CA_CRL_PATH", "TCB_PATH", "Fault",
            "PcsServer", "RecordedRequest", "encode_chain"]
@@ -43,39 +36,10 @@ def encode_chain(pem: bytes) -> str:
     return quote(bytes(pem), safe="")
 
 
-@dataclass(frozen=True)
-class _Route:
-    body: bytes
-    content_type: str
-    headers: tuple[tuple[str, str], ...] = field(default=())
-
-
-class PcsServer(LocalServer):
+class PcsServer(RoutedServer):
     """A PCS (or PCCS) on 127.0.0.1 with an OS-chosen port, served from a background thread."""
 
     name = "PCS"
-    owner_attribute = "pcs"
-
-    def handler(self) -> type[BaseHTTPRequestHandler]:
-        return _Handler
-
-    def __init__(self) -> None:
-        self._routes: dict[tuple[str, Query], _Route] = {}
-        self._faults: deque[Fault] = deque()
-        self._requests: list[RecordedRequest] = []
-        super().__init__()
-
-    # --- what it serves -------------------------------------------------------------------
-
-    def serve(self, path: str, body: bytes, *, query: Mapping[str, object] | None = None,
-              headers: Mapping[str, str] | None = None,
-              content_type: str = "application/octet-stream") -> None:
-        """Answer GET `path` (with exactly these query parameters, in any order) with `body`
-        and these extra response headers."""
-        key = (path, frozenset((name, str(value)) for name, value in (query or {}).items()))
-        with self._lock:
-            self._routes[key] = _Route(bytes(body), content_type,
-                                       tuple((headers or {}).items()))
 
     def serve_tcb_info(self, fmspc: bytes | str, body: bytes, issuer_chain: bytes, *,
                        header: str = "TCB-Info-Issuer-Chain") -> None:
@@ -105,71 +69,3 @@ class PcsServer(LocalServer):
         """The root CA CRL, by default where a PCCS serves it; give `path` to serve it where
         the root certificate's CRL distribution point says (e.g. /IntelSGXRootCA.der)."""
         self.serve(path, crl, content_type="application/pkix-crl")
-
-    def fail(self, status: int, times: int = 1, *, retry_after: str | None = None,
-             body: bytes = b"") -> None:
-        """Answer the next `times` requests, whatever they ask, with `status`."""
-        with self._lock:
-            self._faults.extend([Fault(status, retry_after, body)] * times)
-
-    def drop(self, times: int = 1) -> None:
-        """Close the next `times` connections without answering."""
-        with self._lock:
-            self._faults.extend([Fault(None)] * times)
-
-    # --- what it saw ----------------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def targets(self) -> list[str]:
-        return [request.target for request in self.requests]
-
-    # --- used by the handler ----------------------------------------------------------------
-
-    def _record(self, request: RecordedRequest) -> Fault | _Route | None:
-        """Log the request; then its fault, if one is queued, else its route (None: 404)."""
-        with self._lock:
-            self._requests.append(request)
-            if self._faults:
-                return self._faults.popleft()
-            return self._routes.get((request.path, frozenset(request.query)))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "ccattest-pcs/1"
-
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        request = RecordedRequest("GET", parts.path, tuple(parse_qsl(parts.query, True)),
-                                  tuple(self.headers.items()))
-        answer = self.server.pcs._record(request)  # type: ignore[attr-defined]
-        if isinstance(answer, _Route):
-            self._send(200, answer.body, answer.content_type, answer.headers)
-        elif isinstance(answer, Fault):
-            self._fault(answer)
-        else:
-            self._send(404, b"Not Found", "text/plain")
-
-    def _fault(self, fault: Fault) -> None:
-        if fault.status is None:
-            self.close_connection = True
-            return
-        headers = (("Retry-After", fault.retry_after),) if fault.retry_after else ()
-        self._send(fault.status, fault.body, "text/plain", headers)
-
-    def _send(self, status: int, body: bytes, content_type: str,
-              headers: tuple[tuple[str, str], ...] = ()) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: tests read the recorded requests instead."""
