@@ -114,3 +114,33 @@ def check_token_times(claims: Mapping[str, Any], at: datetime, leeway: timedelta
             raise StaleEvidence(f"token is not yet valid ({name} is in the future)",
                                 expected=f"{name} at or before {at.isoformat()}",
                                 found=iso(value))
+
+
+def check_audience(claims: Mapping[str, Any], audience: str | None) -> None:
+    """`aud` equal to, or (as a list) holding, `audience`; no check when it is None."""
+    if audience is None:
+        return
+    aud = claims.get("aud")
+    if not (aud == audience or (isinstance(aud, list) and audience in aud)):
+        raise VerificationFailed("token is for another audience", expected=audience,
+                                 found=short(aud))
+
+
+def date_claim(claims: Mapping[str, Any], name: str) -> str | None:
+    """A NumericDate claim as ISO text for the result's claims; None when absent or not a
+    number (the time checks have already refused a bad exp, iat or nbf)."""
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return iso(value)
+
+
+def token_text(report: bytes | str, what: str) -> str:
+    """The compact JWS an evidence report carries, as text; `what` names the evidence."""
+    if isinstance(report, str):
+        return report.strip()
+    try:
+        return bytes(report).strip().decode("ascii")
+    except (UnicodeDecodeError, TypeError):
+        raise MalformedEvidence(f"{what} evidence is not a JWT text",
+                                expected="ASCII compact JWS") from None

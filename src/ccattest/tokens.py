@@ -31,6 +31,7 @@ from .errors import ConfigError, MalformedEvidence, StaleEvidence, VerificationF
 from .jws import (
     MAX_TOKEN_LENGTH,
     b64url,
+    check_audience,
     check_token_times,
     parse_header,
     short,
@@ -492,12 +493,7 @@ def verify_token(
             "token is not an EAR", expected=f"eat_profile {EAR_PROFILE}", found=short(profile)
         )
     check_token_times(claims, at, leeway)
-    if audience is not None:
-        aud = claims.get("aud")
-        if not (aud == audience or (isinstance(aud, list) and audience in aud)):
-            raise VerificationFailed(
-                "token is for another audience", expected=audience, found=short(aud)
-            )
+    check_audience(claims, audience)
     if nonce is not None:
         expected_nonce = b64url(nonce)
         found_nonce = claims.get("eat_nonce")

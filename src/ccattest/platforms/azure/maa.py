@@ -61,7 +61,14 @@ from ...errors import (
     VerificationFailed,
 )
 from ...evidence import Evidence
-from ...jws import check_token_times, iso, parse_header, short
+from ...jws import (
+    check_audience,
+    check_token_times,
+    date_claim,
+    parse_header,
+    short,
+    token_text,
+)
 from ...result import Reason
 from ...timeutil import require_aware
 from ..base import VerifiedClaims
@@ -464,11 +471,7 @@ def _check_issuer_audience(claims: Mapping[str, Any], instance: str,
     if claims.get("iss") != instance:
         raise VerificationFailed("token issuer is not the instance that signed it",
                                  expected=instance, found=short(claims.get("iss")))
-    if audience is not None:
-        aud = claims.get("aud")
-        if not (aud == audience or (isinstance(aud, list) and audience in aud)):
-            raise VerificationFailed("token is for another audience", expected=audience,
-                                     found=short(aud))
+    check_audience(claims, audience)
 
 
 # --- claims inside the token -------------------------------------------------------------------
@@ -584,13 +587,6 @@ def _digest_match(snp: Mapping[str, Any], report_data: bytes | None) -> bool | N
     return snp["report_data"] == snp_report_data_for(bytes(report_data)).hex()
 
 
-def _date(claims: Mapping[str, Any], name: str) -> str | None:
-    value = claims.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return iso(value)
-
-
 def map_claims(claims: Mapping[str, Any], *, binding: str, at: datetime,
                report_data: bytes | None = None) -> dict[str, Any]:
     """The token's claims under ccattest's names, the raw claims kept under "token"."""
@@ -612,22 +608,12 @@ def map_claims(claims: Mapping[str, Any], *, binding: str, at: datetime,
         "policy_hash": _string(claims, "x-ms-policy-hash"),
         "binding": binding,
         "issuer": claims.get("iss"),
-        "issued_at": _date(claims, "iat"),
-        "expires_at": _date(claims, "exp"),
+        "issued_at": date_claim(claims, "iat"),
+        "expires_at": date_claim(claims, "exp"),
         "verified_at": at.isoformat(),
         "token": dict(claims),
     }
     return mapped
-
-
-def _token_text(report: bytes | str) -> str:
-    if isinstance(report, str):
-        return report.strip()
-    try:
-        return bytes(report).strip().decode("ascii")
-    except (UnicodeDecodeError, TypeError):
-        raise MalformedEvidence("MAA evidence is not a JWT text",
-                                expected="ASCII compact JWS") from None
 
 
 # --- the verifier ------------------------------------------------------------------------------
@@ -690,7 +676,7 @@ class MaaVerifier:
         if evidence.platform != PLATFORM:
             raise MalformedEvidence("evidence is for another platform", expected=PLATFORM,
                                     found=evidence.platform)
-        outcome = self._outcome(_token_text(evidence.report), at, report_data, allow_unbound)
+        outcome = self._outcome(token_text(evidence.report, "MAA"), at, report_data, allow_unbound)
         return VerifiedClaims(platform=PLATFORM, claims=outcome.claims,
                               checks=self._checks(outcome), attester=None,
                               collateral={"instance": outcome.instance,

@@ -42,7 +42,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ...errors import ConfigError, MalformedEvidence, StaleEvidence, VerificationFailed
 from ...evidence import Evidence
-from ...jws import check_token_times, iso, parse_header, short
+from ...jws import (
+    check_audience,
+    check_token_times,
+    date_claim,
+    parse_header,
+    short,
+    token_text,
+)
 from ...result import Reason
 from ...timeutil import require_aware
 from ..base import VerifiedClaims
@@ -530,11 +537,7 @@ def _check_issuer_audience(claims: Mapping[str, Any], issuer: str | None,
     if issuer is not None and claims.get("iss") != issuer:
         raise VerificationFailed("token is from another issuer", expected=issuer,
                                  found=short(claims.get("iss")))
-    if audience is not None:
-        aud = claims.get("aud")
-        if not (aud == audience or (isinstance(aud, list) and audience in aud)):
-            raise VerificationFailed("token is for another audience", expected=audience,
-                                     found=short(aud))
+    check_audience(claims, audience)
 
 
 # --- claims inside the token ----------------------------------------------------------------
@@ -726,13 +729,6 @@ def _sgx_claims(section: Mapping[str, Any]) -> dict[str, Any]:
     return claims
 
 
-def _date(claims: Mapping[str, Any], name: str) -> str | None:
-    value = claims.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return iso(value)
-
-
 def map_claims(claims: Mapping[str, Any], *, binding: str, at: datetime) -> dict[str, Any]:
     """The token's claims under ccattest's names (the TDX verifier's, for TDX tokens), with
     the raw token claims kept under "token"."""
@@ -752,8 +748,8 @@ def map_claims(claims: Mapping[str, Any], *, binding: str, at: datetime) -> dict
         "advisory_ids": _advisories(claims),
         "binding": binding,
         "issuer": claims.get("iss"),
-        "issued_at": _date(claims, "iat"),
-        "expires_at": _date(claims, "exp"),
+        "issued_at": date_claim(claims, "iat"),
+        "expires_at": date_claim(claims, "exp"),
         "verified_at": at.isoformat(),
         "token": dict(claims),
     })
@@ -802,16 +798,6 @@ def verify_ita_token(token: str, jwks: Mapping[str, Any] | bytes | Path, *, at: 
                    audience=audience, issuer=issuer, leeway=leeway).claims
 
 
-def _token_text(report: bytes | str) -> str:
-    if isinstance(report, str):
-        return report.strip()
-    try:
-        return bytes(report).strip().decode("ascii")
-    except (UnicodeDecodeError, TypeError):
-        raise MalformedEvidence("ITA evidence is not a JWT text",
-                                expected="ASCII compact JWS") from None
-
-
 class ItaVerifier:
     """Verifies ITA tokens carried as evidence.report (the JWT text)."""
 
@@ -840,7 +826,7 @@ class ItaVerifier:
         if evidence.platform != PLATFORM:
             raise MalformedEvidence("evidence is for another platform", expected=PLATFORM,
                                     found=evidence.platform)
-        outcome = self._outcome(_token_text(evidence.report), at, report_data, nonce,
+        outcome = self._outcome(token_text(evidence.report, "ITA"), at, report_data, nonce,
                                 allow_unbound)
         return VerifiedClaims(platform=PLATFORM, claims=outcome.claims,
                               checks=_checks(outcome, self.issuer, self.audience),
