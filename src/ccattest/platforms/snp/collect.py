@@ -100,7 +100,6 @@ class SnpAttester(ConfigfsTsm):
             os.close(fd)
 
 
-
 # --- ioctl structures (kept apart so that they are tested without a device) ------------------
 
 def pack_ext_report_req(report_data: bytes, vmpl: int, certs_address: int,
