@@ -6,6 +6,8 @@ found and, where we know it, how to fix it.
 
 from __future__ import annotations
 
+import re
+
 
 class CCAttestError(Exception):
     """Base of every error ccattest raises on purpose."""
@@ -64,6 +66,50 @@ class ConfigError(CCAttestError):
     """A configuration, policy or key file is missing or invalid."""
 
 
+# The check a verifier's failure speaks to, for people reading a verdict: the first pattern
+# that matches the message names it. Kinds decide first (a stale nonce is freshness).
+_CHECKS = (
+    ("binding", re.compile(r"nonce|report_data|binding|answers another|replayed", re.I)),
+    ("revocation", re.compile(r"revoked", re.I)),
+    ("collateral", re.compile(r"\bCRL\b|TCB Info|QE Identity|OCSP|collateral|\bRIM", re.I)),
+    ("certificate chain", re.compile(r"certificate|chain|\bVCEK|\bVLEK|\bASK\b|\bASVK|"
+                                     r"\bARK\b|\bPCK\b|\broot\b|issuer|hwID|\bJWKS?\b",
+                                     re.I)),
+    ("signature", re.compile(r"signature|signed|sign\b", re.I)),
+    ("validity", re.compile(r"expired|not valid|not yet valid|\bexp\b|\bnbf\b|\biat\b",
+                            re.I)),
+)
+_EXPIRED = re.compile(r"expired|not current|not valid at|stale|nextUpdate", re.I)
+EXPIRED_COLLATERAL_HINT = ("fetch fresh collateral (`ccattest collateral fetch`) or verify as "
+                           "of an earlier time with `--at`")
+
+
+def failed_check(error: CCAttestError) -> str:
+    """What failed, in a word a reader knows ("collateral", "signature"), never a class name."""
+    if isinstance(error, MalformedEvidence):
+        return "format"
+    if isinstance(error, StaleEvidence):
+        return "freshness"
+    if isinstance(error, CollateralUnavailable):
+        return "collateral"
+    if isinstance(error, ConfigError | PlatformUnavailable):
+        return "input"
+    for check, pattern in _CHECKS:
+        if pattern.search(error.message):
+            return check
+    return "verification"
+
+
+def hint_for(error: CCAttestError) -> str | None:
+    """The error's own hint, or what to do about expired collateral when it has none."""
+    if error.hint:
+        return error.hint
+    if failed_check(error) in ("collateral", "certificate chain", "validity") and (
+            _EXPIRED.search(error.message) or _EXPIRED.search(str(error.found or ""))):
+        return EXPIRED_COLLATERAL_HINT
+    return None
+
+
 __all__ = [
     "CCAttestError",
     "CollateralUnavailable",
@@ -73,4 +119,6 @@ __all__ = [
     "PolicyRejected",
     "StaleEvidence",
     "VerificationFailed",
+    "failed_check",
+    "hint_for",
 ]

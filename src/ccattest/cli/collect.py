@@ -1,0 +1,116 @@
+"""`ccattest collect`: evidence from this machine's TEE, bound to a verifier's nonce."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ..errors import CCAttestError, ConfigError
+from .app import app
+from .common import (
+    COLLECT_PLATFORMS,
+    DEFAULT_KEY_DIR,
+    KeyDirOption,
+    choice_list,
+    err,
+    fail,
+    parse_hex,
+    platform_name,
+)
+
+if TYPE_CHECKING:
+    from ..evidence import Evidence
+
+
+@app.command()
+def collect(
+    nonce: Annotated[str, typer.Option(
+        metavar="HEX", help="The verifier's challenge (16 bytes or more).")],
+    platform: Annotated[str, typer.Option(
+        metavar=choice_list(COLLECT_PLATFORMS), help="Where the evidence comes from.")
+    ] = "software",
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", metavar="FILE", help="Write here instead of stdout.")] = None,
+    key_dir: KeyDirOption = DEFAULT_KEY_DIR,
+    site: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Site identity (default: host name).")] = None,
+    context: Annotated[str, typer.Option(
+        metavar="TEXT", help="Binding context agreed with the verifier.")] = "",
+    measure: Annotated[list[Path] | None, typer.Option(
+        metavar="FILE", help="software: also measure this file (repeatable).")] = None,
+    setting: Annotated[list[str] | None, typer.Option(
+        metavar="NAME=VALUE", help="software: also measure a setting (repeatable).")] = None,
+    svn: Annotated[int, typer.Option(
+        metavar="N", help="software: security version of the attested software.")] = 0,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="software: mark the report as debug.")] = False,
+) -> None:
+    """Collect evidence that answers a verifier's NONCE.
+
+    software: a development TEE; creates a development root and site key in --key-dir on
+    first use. snp: the SEV-SNP firmware through configfs-tsm or /dev/sev-guest, with the
+    host's certificate table when it provides one. tdx: the TDX module through
+    configfs-tsm. nvgpu: every CC-mode GPU through NVML, with its CC and DevTools state.
+    """
+    from ..evidence import bind
+
+    try:
+        chosen = platform_name(platform, COLLECT_PLATFORMS) or "software"
+        identity = site or socket.gethostname().split(".")[0] or "localhost"
+        challenge = parse_hex(nonce, "--nonce")
+        if len(challenge) < 16:
+            raise ConfigError("--nonce is too short to be a challenge",
+                              expected="16 bytes or more", found=f"{len(challenge)} bytes")
+        report_data = bind(challenge, identity, context)
+        if chosen == "software":
+            evidence, detail = _software(report_data, identity, key_dir, measure or [],
+                                         setting or [], svn, debug)
+        elif chosen == "snp":
+            from ..platforms.snp.collect import SnpAttester
+
+            evidence = SnpAttester().collect(report_data)
+            detail = f"{len(evidence.report)}-byte report"
+        elif chosen == "tdx":
+            from ..platforms.tdx.collect import TdxAttester
+
+            evidence = TdxAttester().collect(report_data)
+            detail = f"{len(evidence.report)}-byte quote"
+        else:
+            from ..platforms.nvgpu.collect import NvgpuAttester
+
+            evidence = NvgpuAttester().collect(bind(challenge, identity, context, size=32))
+            detail = "GPU evidence"
+        evidence = dataclasses.replace(evidence, attester=identity)
+    except CCAttestError as error:
+        fail(error)
+    text = evidence.to_json() + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        err().print(f"wrote {chosen} evidence for {identity} to {output} ({detail})")
+
+
+def _software(report_data: bytes, identity: str, key_dir: Path, measure: list[Path],
+              settings: list[str], svn: int, debug: bool) -> tuple[Evidence, str]:
+    from ..platforms.software.collect import SoftwareAttester, default_items
+    from ..platforms.software.pki import KeyDir
+    from ..timeutil import utcnow
+
+    pairs = [_setting(text) for text in settings]
+    credentials = KeyDir(key_dir).ensure_site(identity, utcnow())
+    attester = SoftwareAttester(credentials, default_items(measure, pairs), svn=svn,
+                                debug=debug)
+    return attester.collect(report_data), f"measurement {attester.measurement.hex()[:16]}..."
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise ConfigError("a setting is NAME=VALUE", expected="NAME=VALUE", found=text)
+    return name, value

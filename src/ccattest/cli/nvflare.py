@@ -1,0 +1,86 @@
+"""`ccattest nvflare`: ccattest's CC manager in NVIDIA FLARE startup kits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import CCAttestError, ConfigError
+from .app import nvflare_app
+from .common import fail, out
+
+ACTIONS = "alert|exclude_site|stop_jobs|shutdown"
+
+
+@nvflare_app.command("configure")
+def nvflare_configure(
+    kits: Annotated[list[Path] | None, typer.Argument(
+        metavar="KIT...", help="Server and client startup kits (folders with startup/).")] = None,
+    poc: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="A POC or provisioned prod folder: configure every server and "
+        "client kit in it.")
+    ] = None,
+    not_cc: Annotated[list[str] | None, typer.Option(
+        "--not-cc", metavar="SITE", help="A site that is not CC-enabled (repeatable).")] = None,
+    round_interval: Annotated[float, typer.Option(
+        metavar="SECONDS", help="Seconds between rounds.")] = 60.0,
+    round_deadline: Annotated[float, typer.Option(
+        metavar="SECONDS", help="Seconds a round may take.")] = 30.0,
+    on_rejected: Annotated[str, typer.Option(
+        metavar=ACTIONS, help="What to do with a site whose evidence is rejected.")
+    ] = "exclude_site",
+    on_unreachable: Annotated[str, typer.Option(
+        metavar=ACTIONS, help="What to do with a site that stops answering.")
+    ] = "exclude_site",
+    grace: Annotated[float, typer.Option(
+        metavar="SECONDS", help="How long an unreachable site gets before its action.")
+    ] = 60.0,
+    root_dir: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Where the federation's development root key lives (never "
+        "inside a kit).")] = None,
+) -> None:
+    """Add ccattest to existing NVFlare startup kits (or a POC workspace)."""
+    from ..mesh.actions import ActionConfig
+    from ..mesh.config import RoundsConfig
+    from ..nvflare.kits import configure_kits, find_kit
+    from ..provisioning import FederationRequest, SiteRequest
+
+    try:
+        paths = list(kits or [])
+        if poc is not None:
+            paths += sorted(p for p in poc.iterdir() if (p / "startup").is_dir())
+        found = []
+        for path in paths:
+            try:
+                found.append(find_kit(path))
+            except ConfigError:
+                if poc is None:
+                    raise  # an explicitly named folder must be a kit; POC also holds admins
+        if not found:
+            raise ConfigError("no server or client startup kit found", hint="pass KIT... or --poc")
+        skip = set(not_cc or [])
+        request = FederationRequest(
+            [SiteRequest(kit.name, kit.name not in skip) for kit in found],
+            rounds=RoundsConfig(interval_seconds=round_interval, deadline_seconds=round_deadline),
+            actions=ActionConfig(on_rejected=on_rejected, on_unreachable=on_unreachable,
+                                 unreachable_grace_seconds=grace))
+        root = root_dir or found[0].path.parent / ".ccattest-root"
+        references = configure_kits(found, request, root, _now())
+    except CCAttestError as error:
+        fail(error)
+    except ValueError as error:  # pydantic: an unknown action name
+        fail(ConfigError("invalid option", found=str(error).splitlines()[0]))
+    for kit in found:
+        measurement = references.get(kit.name, "not CC-enabled")
+        out().print(f"[bold]{kit.name}[/bold] ({kit.role}): {kit.local / 'cc'}  "
+                  f"measurement {measurement[:16]}")
+    out().print(f"development root key: {root}")
+
+
+def _now() -> datetime:
+    from ..timeutil import utcnow
+
+    return utcnow()
