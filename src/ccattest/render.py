@@ -1,20 +1,20 @@
 """Human output: verdicts that read well at 80 columns, errors that say what to do.
 
-Lines are laid out here (textwrap at the console's width) and printed without rich's own
-wrapping, so that words are never cut and a long hex value (a measurement to copy into a
-policy) is printed whole on a line of its own.
+Lines are laid out here (textwrap at the terminal's width) and written as they are, so that
+words are never cut and a long hex value (a measurement to copy into a policy) is printed
+whole on a line of its own. Verdicts and errors are plain text with ANSI colour on a
+terminal (NO_COLOR is honoured); rich is imported only for the demo's tables.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import textwrap
 from collections.abc import Sequence
 from datetime import datetime
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, TextIO
 
 from .errors import (
     CCAttestError,
@@ -24,6 +24,10 @@ from .errors import (
     hint_for,
 )
 from .result import AttestationResult, Reason, Tier
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
 
 STATUS_STYLE = {
     Tier.AFFIRMING: "bold green",
@@ -49,19 +53,21 @@ def status_label(result: AttestationResult) -> str:
 
 
 def status_text(result: AttestationResult, *, mark_unverified: bool = True) -> Text:
+    from rich.text import Text
+
     label = status_label(result)
     if mark_unverified and not result.verified and result.status is not Tier.NONE:
         label += " (not verified)"
     return Text(label, style=STATUS_STYLE[result.status])
 
 
-def verdict_line(result: AttestationResult) -> Text:
+def verdict_line(result: AttestationResult, *, color: bool = False) -> str:
     who = result.attester or "an unnamed attester"
     meaning = MEANING[result.status]
     if not result.verified and result.status is Tier.CONTRAINDICATED:
         meaning += ": the evidence did not verify"
-    return Text.assemble(f"{result.platform} evidence from {who}: ", status_text(result),
-                         f" ({meaning})")
+    label = _paint(status_label(result), _ANSI[result.status], color)
+    return f"{result.platform} evidence from {who}: {label} ({meaning})"
 
 
 def result_lines(result: AttestationResult, width: int, *, verbose: bool = False) -> list[str]:
@@ -107,13 +113,16 @@ def reason_lines(reason: Reason, width: int, *, verbose: bool = False) -> list[s
     return lines
 
 
-def print_result(console: Console, result: AttestationResult, *, verbose: bool = False) -> None:
-    console.print(verdict_line(result), soft_wrap=True)
-    for line in result_lines(result, console.width, verbose=verbose):
-        console.print(Text(line), soft_wrap=True)
+def print_result(stream: TextIO, result: AttestationResult, *, verbose: bool = False) -> None:
+    color = wants_color(stream)
+    lines = [verdict_line(result, color=color),
+             *result_lines(result, terminal_width(), verbose=verbose)]
+    stream.write("\n".join(lines) + "\n")
 
 
 def results_table(rows: Sequence[tuple[str, AttestationResult]], title: str) -> Table:
+    from rich.table import Table
+
     table = Table(title=title, header_style="bold")
     for column in ("site", "platform", "status", "verified", "measurement"):
         table.add_column(column, no_wrap=True)
@@ -153,12 +162,34 @@ def error_lines(error: CCAttestError) -> list[str]:
     return lines
 
 
-def print_error(console: Console, error: CCAttestError) -> None:
+def print_error(stream: TextIO, error: CCAttestError) -> None:
+    """Never hard-wrapped: in a log or a pipe a URL or a path must stay on one line."""
     first, *rest = error_lines(error)
     head, _, tail = first.partition(": ")
-    console.print(Text.assemble((head + ": ", "bold red"), tail), soft_wrap=True)
-    for line in rest:
-        console.print(Text(line), soft_wrap=True)
+    first = _paint(head + ":", _ANSI_ERROR, wants_color(stream)) + " " + tail
+    stream.write("\n".join([first, *rest]) + "\n")
+    stream.flush()
+
+
+def wants_color(stream: TextIO) -> bool:
+    if "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def terminal_width() -> int:
+    """COLUMNS, else the terminal's width, else 80 (a pipe or a file)."""
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+_ANSI = {Tier.AFFIRMING: "1;32", Tier.WARNING: "1;33", Tier.CONTRAINDICATED: "1;31",
+         Tier.NONE: "1;35"}
+_ANSI_ERROR = "1;31"
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if color else text
 
 
 def _wrap(text: str, width: int, *, indent: str, first: str = "  ") -> list[str]:

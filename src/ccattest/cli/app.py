@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from .. import __version__
-
 
 def _typer(help_text: str, **kwargs: object) -> typer.Typer:
     # Plain click help (no rich panels): it reads well at 80 columns and in a pipe.
@@ -39,6 +37,8 @@ app.add_typer(nvflare_app, name="nvflare")
 def _root(version: Annotated[bool, typer.Option("--version", help="Show the version.")] = False
           ) -> None:
     if version:
+        from .. import __version__
+
         typer.echo(f"ccattest {__version__}")
         raise typer.Exit()
 

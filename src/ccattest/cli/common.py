@@ -60,7 +60,7 @@ def err() -> Console:
 def fail(error: CCAttestError) -> NoReturn:
     from ..render import print_error
 
-    print_error(err(), error)
+    print_error(sys.stderr, error)
     raise typer.Exit(EXIT_REJECTED if isinstance(error, VerificationFailed) else EXIT_USAGE)
 
 

@@ -23,7 +23,6 @@ from .common import (
     KeyDirOption,
     err,
     fail,
-    out,
     parse_at,
     platform_name,
 )
@@ -123,10 +122,10 @@ def verify(
     else:
         from ..render import print_result
 
-        print_result(out(), result, verbose=verbose)
+        print_result(sys.stdout, result, verbose=verbose)
         if policy is None and result.verified:
-            out().print("no --policy given: the default policy accepts no platform; write "
-                        "one with `ccattest policy init`", style="yellow", soft_wrap=True)
+            sys.stdout.write("no --policy given: the default policy accepts no platform; "
+                             "write one with `ccattest policy init`\n")
     raise typer.Exit(exit_code(result))
 
 
