@@ -44,6 +44,7 @@ MEANING = {
 LABEL = {Tier.NONE: "NO VERDICT"}
 CONTRAINDICATED_NOTE = ("contraindicated: the verifier found evidence that the site must "
                         "not be trusted (a failed check or a policy rule).")
+_DEVICE = re.compile(r"\A([a-z]+)(\d+):(.+)\Z")
 # A value that is one unbreakable token: hex digests, base64, URLs, paths.
 _TOKEN = re.compile(r"\A\S{24,}\Z")
 
@@ -75,7 +76,7 @@ def result_lines(result: AttestationResult, width: int, *, verbose: bool = False
     `verbose`), the trust vector in one line, and how long the verdict holds."""
     lines: list[str] = []
     shown = result.reasons if verbose else result.failures()
-    for reason in shown:
+    for reason in group_devices(shown):
         lines += reason_lines(reason, width, verbose=verbose)
     passed = len(result.reasons) - len(result.failures())
     if not verbose and passed:
@@ -90,6 +91,34 @@ def result_lines(result: AttestationResult, width: int, *, verbose: bool = False
             until += f" ({bound})"
         lines += _wrap(f"{until}, under policy {result.policy_id}", width, indent="  ")
     return lines
+
+
+def group_devices(reasons: Sequence[Reason]) -> list[Reason]:
+    """One line for a finding that several devices share ("gpu0-7:cc_mode: ..."), so an
+    8-GPU verdict reads like a 1-GPU one."""
+    groups: dict[tuple[object, ...], tuple[Reason, list[int]]] = {}
+    for reason in reasons:
+        match = _DEVICE.match(reason.check)
+        if match is None:
+            groups[(id(reason),)] = (reason, [])
+            continue
+        key = (match.group(1), match.group(3), reason.passed, reason.message, reason.expected,
+               reason.found)
+        groups.setdefault(key, (reason, []))[1].append(int(match.group(2)))
+    merged = []
+    for key, (reason, numbers) in groups.items():
+        if len(numbers) > 1:
+            reason = Reason(f"{key[0]}{_ranges(numbers)}:{key[1]}", reason.passed,
+                            reason.message, reason.expected, reason.found)
+        merged.append(reason)
+    return merged
+
+
+def _ranges(numbers: list[int]) -> str:
+    values = sorted(numbers)
+    if values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}-{values[-1]}"
+    return ",".join(str(v) for v in values)
 
 
 def reason_lines(reason: Reason, width: int, *, verbose: bool = False) -> list[str]:

@@ -52,10 +52,13 @@ def collect(
 ) -> None:
     """Collect evidence that answers a verifier's NONCE.
 
-    software: a development TEE; creates a development root and site key in --key-dir on
-    first use. snp: the SEV-SNP firmware through configfs-tsm or /dev/sev-guest, with the
-    host's certificate table when it provides one. tdx: the TDX module through
-    configfs-tsm. nvgpu: every CC-mode GPU through NVML, with its CC and DevTools state.
+    \b
+    software  a development TEE (no hardware guarantee); creates a
+              development root and site key in --key-dir on first use
+    snp       the SEV-SNP firmware, through configfs-tsm or /dev/sev-guest,
+              with the host's certificate table when it provides one
+    tdx       the TDX module, through configfs-tsm
+    nvgpu     every CC-mode GPU, through NVML, with its CC and DevTools state
     """
     from ..evidence import bind
 

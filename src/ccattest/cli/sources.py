@@ -272,13 +272,25 @@ def _cache_from(source: Path | None) -> Any:
     return CollateralCache((source or DEFAULT_CACHE).expanduser())
 
 
+# Evidence that may carry no challenge of ours (--allow-unbound): a service's token.
+TOKEN_PLATFORMS = ("ita", "maa", "nvgpu-nras")
+
+
 def expected_report_data(nonce: str | None, report_data: str | None, identity: str | None,
                           context: str, *, optional: bool = False, platform: str = ""
                           ) -> bytes | None:
     if optional and nonce is None and report_data is None:
+        if platform not in TOKEN_PLATFORMS:
+            raise ConfigError(f"--allow-unbound is for tokens, not {platform} evidence",
+                              expected="a token platform: " + ", ".join(TOKEN_PLATFORMS),
+                              found=platform, hint="give --nonce or --report-data")
         return None  # the verifier records that no binding was checked
-    if (nonce is None) == (report_data is None):
-        raise ConfigError("give exactly one of --nonce and --report-data")
+    if nonce is None and report_data is None:
+        raise ConfigError("no challenge given: the evidence's freshness cannot be checked",
+                          hint="pass --nonce HEX (the challenge you sent) or --report-data HEX "
+                          "(the exact report_data you expect)")
+    if nonce is not None and report_data is not None:
+        raise ConfigError("give --nonce or --report-data, not both")
     if report_data is not None:
         return parse_hex(report_data, "--report-data")
     if platform in ("nvgpu", "nvgpu-nras", "azure-snp", "azure-tdx") and not identity:

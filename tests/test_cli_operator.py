@@ -1,0 +1,270 @@
+"""What an operator meets first: verdicts, errors and help at an 80-column terminal.
+
+Every test runs the real `ccattest` in a subprocess with COLUMNS=80, as a user would.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+NONCE = "11" * 32
+SNP_DIR = "sev-snp/virtee-sev/tests/certs_data/"
+SNP_REPORT_DATA = ("d447b55d197491bfe15cf298f9de9986b7a7c4be2468b4f6e2d53b71d7c64581"
+                   "0b0f2cdfca0040433be063fc1a8293f0f3f8dae7b79fecb3d1cd82bd6a93ebfd")
+SNP_MEASUREMENT = ("7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d"
+                   "3e1a0dc39b2c60bd95b9c480cd81841f")
+TDX_DIR = "tdx/dcap-qvl/sample/"
+TDX_AT = "2025-07-19T10:00:34Z"
+GPU_DIR = "gpu/nvtrust-lgv-2023/samples/"
+GPU_RIMS = "gpu/nvtrust-lgv/samples/"
+GPU_NONCE = "4cff7f5380ead8fad8ec2c531c110aca4302a88f603792801a8ca29ee151af2e"
+# Python's reprs, which no person should have to read.
+REPRS = re.compile(r"\bTrue\b|\bFalse\b|\bNone(Type)?\b|\['|\{'|matched true")
+HEX_LINE = re.compile(r"\A[0-9a-f]{64,}\Z")
+
+
+def cli(*args: str, cwd: Path, check: int | None = 0, columns: int = 80,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "HOME": str(cwd), "COLUMNS": str(columns), "NO_COLOR": "1",
+                "PYTHONPATH": str(SRC), **(env or {})}
+    full_env.pop("CCATTEST_KEY_DIR", None)
+    proc = subprocess.run([sys.executable, "-m", "ccattest", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    if check is not None:
+        assert proc.returncode == check, proc.stdout + proc.stderr
+    return proc
+
+
+def assert_fits(text: str, width: int = 80, max_lines: int = 40) -> None:
+    lines = text.splitlines()
+    assert len(lines) <= max_lines, text
+    for line in lines:  # only a whole hex value, printed to be copied, may be longer
+        assert len(line) <= width or HEX_LINE.match(line), line
+
+
+def assert_human(text: str) -> None:
+    assert not REPRS.search(text), REPRS.search(text)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """A software site's evidence, and a policy that accepts it."""
+    path = tmp_path_factory.mktemp("operator")
+    cli("collect", "--nonce", NONCE, "--key-dir", "keys", "--site", "site-1",
+        "-o", "evidence.json", cwd=path)
+    probe = cli("verify", "evidence.json", "--nonce", NONCE, "--key-dir", "keys", "--json",
+                cwd=path, check=1)
+    measurement = json.loads(probe.stdout)["claims"]["measurement"]
+    policy = cli("policy", "init", "--platform", "software", "--measurement", measurement,
+                 cwd=path)
+    (path / "policy.yaml").write_text(policy.stdout)
+    return path
+
+
+def snp_args(vectors: Path) -> tuple[str, ...]:
+    return ("verify", str(vectors / SNP_DIR / "report_milan.hex"), "--platform", "snp",
+            "--certs", str(vectors / SNP_DIR / "vcek_milan.der"),
+            "--report-data", SNP_REPORT_DATA, "--at", "2026-11-26")
+
+
+# --- verdicts ---------------------------------------------------------------------------------
+
+@pytest.mark.vectors
+def test_real_snp_verdict_fits_80_columns(vectors, tmp_path):
+    policy = cli("policy", "init", "--platform", "snp", "--measurement", SNP_MEASUREMENT,
+                 cwd=tmp_path).stdout
+    (tmp_path / "snp.yaml").write_text(policy)
+    proc = cli(*snp_args(vectors), "--policy", "snp.yaml", cwd=tmp_path)
+    first, *rest = proc.stdout.splitlines()
+    assert first == "snp evidence from an unnamed attester: AFFIRMING (accepted)"
+    assert "checks passed" in rest[0] and "valid until" in proc.stdout
+    assert_fits(proc.stdout, max_lines=8)
+    assert_human(proc.stdout)
+    verbose = cli(*snp_args(vectors), "--policy", "snp.yaml", "-v", cwd=tmp_path)
+    assert "ok   signature:" in verbose.stdout and "ok   measurement:" in verbose.stdout
+    assert_fits(verbose.stdout, max_lines=200)
+
+
+@pytest.mark.vectors
+def test_a_failed_measurement_is_printed_whole(vectors, tmp_path):
+    (tmp_path / "empty.yaml").write_text(cli("policy", "init", "--platform", "snp",
+                                             cwd=tmp_path).stdout)
+    proc = cli(*snp_args(vectors), "--policy", "empty.yaml", cwd=tmp_path, check=3)
+    assert "WARNING (accepted with reservations)" in proc.stdout
+    assert SNP_MEASUREMENT in proc.stdout.splitlines()  # whole, on a line of its own
+    assert_fits(proc.stdout)
+
+
+@pytest.mark.vectors
+def test_real_tdx_verdict_fits_80_columns(vectors, tmp_path):
+    quote = str(vectors / TDX_DIR / "tdx_quote")
+    collateral = str(vectors / TDX_DIR / "tdx_quote_collateral.json")
+    from ccattest.platforms.tdx.abi import parse_quote
+
+    report_data = parse_quote((vectors / TDX_DIR / "tdx_quote").read_bytes()).body.report_data
+    args = ("verify", quote, "--collateral", collateral, "--at", TDX_AT,
+            "--report-data", report_data.hex())
+    probe = json.loads(cli(*args, "--json", cwd=tmp_path, check=1).stdout)
+    mrtd = probe["claims"]["mr_td"]
+    (tmp_path / "tdx.yaml").write_text(cli("policy", "init", "--platform", "tdx",
+                                           "--measurement", mrtd, cwd=tmp_path).stdout)
+    proc = cli(*args, "--policy", "tdx.yaml", cwd=tmp_path)
+    assert proc.stdout.startswith("tdx evidence from an unnamed attester: AFFIRMING")
+    assert_fits(proc.stdout)
+    assert_human(proc.stdout)
+
+
+@pytest.mark.vectors
+def test_an_8_gpu_verdict_fits_80_columns(vectors, tmp_path):
+    report = bytes.fromhex((vectors / GPU_DIR / "attestationReport.txt").read_text().strip())
+    chain = (vectors / GPU_DIR / "gpuAkCertChain.txt").read_bytes()
+    entry = {"arch": "HOPPER", "certificate": base64.b64encode(chain).decode(),
+             "evidence": base64.b64encode(report).decode(), "nonce": GPU_NONCE}
+    (tmp_path / "gpus.json").write_text(json.dumps([entry] * 8))
+    (tmp_path / "gpu.yaml").write_text(cli("policy", "init", "--platform", "nvgpu",
+                                           cwd=tmp_path).stdout)
+    proc = cli("verify", "gpus.json", "--platform", "nvgpu", "--nonce", GPU_NONCE,
+               "--at", "2023-07-15", "--policy", "gpu.yaml",
+               "--rim", str(vectors / GPU_RIMS / "Driver_RIM_test_no_gpu.swidtag"),
+               "--rim", str(vectors / GPU_RIMS / "1010_0200_882_96005E0001_test_no_gpu.swidtag"),
+               cwd=tmp_path, check=None)
+    assert proc.returncode in (0, 3), proc.stdout + proc.stderr
+    assert proc.stdout.startswith("nvgpu evidence from an unnamed attester: ")
+    assert "gpu1:" not in proc.stdout  # eight GPUs with one finding read as one line
+    assert_fits(proc.stdout)
+    assert_human(proc.stdout)
+
+
+def test_valid_until_only_for_accepted_results(site):
+    accepted = cli("verify", "evidence.json", "--nonce", NONCE, "--key-dir", "keys",
+                   "--policy", "policy.yaml", cwd=site)
+    assert "valid until" in accepted.stdout
+    rejected = cli("verify", "evidence.json", "--nonce", "22" * 32, "--key-dir", "keys",
+                   "--policy", "policy.yaml", cwd=site, check=1)
+    assert "valid until" not in rejected.stdout
+    assert "CONTRAINDICATED (rejected: the evidence did not verify)" in rejected.stdout
+    assert "- binding:" in rejected.stdout and "VerificationFailed" not in rejected.stdout
+    assert_fits(rejected.stdout)
+
+
+def test_a_closed_pipe_ends_quietly(site):
+    command = (f"{sys.executable} -m ccattest verify evidence.json --nonce {NONCE} "
+               "--key-dir keys --policy policy.yaml -v | head -2; "
+               "echo \"rc=${PIPESTATUS[0]}\" >&2")
+    env = {**os.environ, "HOME": str(site), "COLUMNS": "80", "PYTHONPATH": str(SRC)}
+    proc = subprocess.run(["bash", "-c", command], cwd=site, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert len(proc.stdout.splitlines()) == 2
+    assert "Traceback" not in proc.stderr and "Broken pipe" not in proc.stderr
+    assert re.search(r"rc=(0|141)\b", proc.stderr), proc.stderr  # verdict code, or SIGPIPE
+
+
+# --- help -------------------------------------------------------------------------------------
+
+def test_help_reads_well_at_80_columns(tmp_path):
+    verify = cli("verify", "--help", cwd=tmp_path).stdout
+    assert_fits(verify, max_lines=80)
+    assert "<bool>" not in verify and "--no-offline" not in verify
+    for name in ("software", "snp", "tdx", "nvgpu", "nvgpu-nras", "azure-snp", "azure-tdx",
+                 "maa", "ita"):
+        assert name in verify
+    collect = cli("collect", "--help", cwd=tmp_path).stdout
+    description = collect.split("Options:")[0]
+    assert "configfs-tsm" in description
+    for name in ("software", "snp", "tdx", "nvgpu"):  # one item each, not a run-on paragraph
+        assert re.search(rf"^  {name} +\S", description, re.M), description
+    assert "software|snp|tdx|nvgpu" in collect
+    demo = cli("demo", "--help", cwd=tmp_path).stdout
+    assert "applies the configured action" in " ".join(demo.split())
+    collateral = cli("collateral", "--help", cwd=tmp_path).stdout
+    assert all(vendor in " ".join(collateral.split()) for vendor in ("AMD", "Intel", "NVIDIA"))
+    for text in (collect, demo, collateral):
+        assert_fits(text, max_lines=80)
+
+
+# --- errors and bad input ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("platform", ["snp", "tdx", "software", "maa", "ita", "nvgpu",
+                                      "nvgpu-nras", "azure-snp", "azure-tdx"])
+@pytest.mark.parametrize("content", [b"", b"\x00junk\xffbytes" * 3, b"CCSW\x01\x00"])
+def test_junk_evidence_reports_its_format(site, platform, content):
+    (site / "junk.bin").write_bytes(content)
+    proc = cli("verify", "junk.bin", "--platform", platform, "--json", cwd=site, check=2)
+    data = json.loads(proc.stdout)
+    assert data["status"] == "none" and data["verified"] is False
+    assert data["reasons"][0]["check"] == "format", data
+    first = proc.stderr.splitlines()[0]
+    assert first.startswith("error: ")
+    for beside_the_point in ("--identity", "--certs", "--jwks", "--nonce"):
+        assert beside_the_point not in first
+
+
+@pytest.mark.parametrize("args", [
+    ("verify", "missing.json", "--nonce", NONCE),
+    ("verify", "evidence.json", "--key-dir", "keys"),
+    ("verify", "evidence.json", "--nonce", NONCE, "--platform", "sgx"),
+    ("verify", "evidence.json", "--nonce", "zz", "--key-dir", "keys"),
+    ("verify", "evidence.json", "--nonce", NONCE, "--key-dir", "keys", "--policy", "nope.yaml"),
+])
+def test_json_answers_every_outcome(site, args):
+    proc = cli(*args, "--json", cwd=site, check=2)
+    data = json.loads(proc.stdout)  # exactly one object
+    assert data["status"] == "none" and data["verified"] is False and data["reasons"]
+    assert data["reasons"][0]["check"] == "input"
+    assert proc.stderr.startswith("error: ")
+
+
+def test_errors_say_what_to_do_on_one_unwrapped_line(site):
+    long_name = "a-very-long-folder-name-that-would-wrap" * 3
+    proc = cli("verify", f"{long_name}/evidence.json", "--nonce", NONCE, cwd=site, check=2,
+               columns=40)
+    first = proc.stderr.splitlines()[0]
+    assert first.startswith("error: evidence file not found: ") and long_name in first
+    assert "; check the path" in first
+
+
+def test_platform_names_forgive_case_and_suggest(site):
+    cli("verify", "evidence.json", "--nonce", NONCE, "--key-dir", "keys", "--platform",
+        "SOFTWARE", "--policy", "policy.yaml", cwd=site)
+    typo = cli("verify", "evidence.json", "--nonce", NONCE, "--platform", "azure-snpp",
+               cwd=site, check=2)
+    assert "did you mean 'azure-snp'?" in typo.stderr
+    for name in ("azure-snp", "azure-tdx", "maa", "nvgpu-nras", "ita"):
+        assert name in typo.stderr
+
+
+def test_token_verify_refuses_missing_and_binary_files(site):
+    (site / "jwks.json").write_text(cli("token", "jwks", "--key-dir", "keys", cwd=site).stdout)
+    missing = cli("token", "verify", "nothing.jwt", "--jwks", "jwks.json", cwd=site, check=2)
+    assert missing.stderr.startswith("error: token file not found: nothing.jwt")
+    (site / "binary.jwt").write_bytes(bytes(range(256)))
+    binary = cli("token", "verify", "binary.jwt", "--jwks", "jwks.json", cwd=site, check=2)
+    assert binary.stderr.startswith("error: binary.jwt is not a token")
+    assert "Traceback" not in binary.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("--platform", "snp", "--measurement", "null"),
+    ("--platform", "tdx", "--measurement", "abcd"),
+    ("--platform", "nvgpu", "--measurement", "ab" * 48),
+])
+def test_policy_init_checks_measurements(tmp_path, args):
+    proc = cli("policy", "init", *args, cwd=tmp_path, check=2)
+    assert proc.stdout == "" and proc.stderr.startswith("error: ")
+
+
+def test_policy_init_measurement_goes_where_it_is_documented(tmp_path):
+    text = cli("policy", "init", "--platform", "SNP", "--platform", "nvgpu", "--measurement",
+               "AB" * 48, cwd=tmp_path).stdout
+    assert f"measurements: [{'ab' * 48}]" in text and "nvgpu:" in text
