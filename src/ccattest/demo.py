@@ -24,8 +24,8 @@ from .platforms.software.measure import measure_file, measure_setting
 from .platforms.software.pki import KeyDir
 from .platforms.software.verify import SoftwareVerifier
 from .policy import Policy, SoftwarePolicy
-from .render import results_table
-from .result import AttestationResult
+from .render import CONTRAINDICATED_NOTE, results_table
+from .result import AttestationResult, Tier
 from .timeutil import utcnow
 from .tokens import jwks, load_or_create_signing_key, sign_results, verify_token
 
@@ -59,8 +59,9 @@ def run_demo(work_dir: Path, console: Console) -> int:
     shutil.rmtree(work_dir, ignore_errors=True)
     keys = KeyDir(work_dir / "keys")
     root = keys.ensure_root(utcnow())
-    console.print(f"[bold]ccattest demo[/bold]: 3 sites on the [cyan]software[/cyan] platform "
-                  f"(development TEE), keys in {keys.path}")
+    console.print("[bold]ccattest demo[/bold]: 3 sites on the [cyan]software[/cyan] platform "
+                  "(development TEE)")
+    console.print(f"keys in {keys.path}", soft_wrap=True)  # a path is never broken
     attesters = {site: _attester(keys, work_dir, site) for site in SITES}
     reference = attesters["site-1"].measurement
     policy = Policy(id="demo-policy", software=SoftwarePolicy(
@@ -81,6 +82,8 @@ def run_demo(work_dir: Path, console: Console) -> int:
                                          report_data=redeemed.report_data(site), at=utcnow())
             rows.append((site, result))
     console.print(results_table(rows, "attestation results (verifier: demo-verifier)"))
+    if any(result.status is Tier.CONTRAINDICATED for _, result in rows):
+        console.print(CONTRAINDICATED_NOTE)
 
     affirmed = [result for _, result in rows if result.affirming]
     key = load_or_create_signing_key(keys.path / "verifier.key.pem")
