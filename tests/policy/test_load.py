@@ -30,11 +30,11 @@ def test_explicit_id_and_normalised_digests():
     ("text", "line", "fragment"),
     [
         ("software:\n  allow: true\n  measurments: []\n", 3, "software.measurments: unknown key"),
-        ("common:\n  result_lifetime_seconds: 0\n", 2, "greater than 0"),
+        ("common:\n  result_lifetime_seconds: 0\n", 2, "expected more than 0, found 0"),
         ("software:\n  measurements:\n    - abcd\n", 3, "expected 48 bytes"),
-        ("software:\n  measurements:\n    - " + "zz" * 48 + "\n", 3, "not hex"),
+        ("software:\n  measurements:\n    - " + "zz" * 48 + "\n", 3, "expected hex digits"),
         ("version: 2\n", 1, "version"),
-        ("sofware:\n  allow: true\n", 1, "sofware: unknown key"),
+        ("sofware:\n  allow: true\n", 1, "sofware: unknown key: did you mean software?"),
         ("software:\n  min_svn: lots\n", 2, "software.min_svn"),
     ],
 )
@@ -136,3 +136,85 @@ def test_arbitrary_documents_load_or_raise_config_error(document):
 def test_arbitrary_text_loads_or_raises_config_error(text):
     with contextlib.suppress(ConfigError):
         parse_policy(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("comon:\n  result_lifetime_seconds: 60\n", "line 1, comon: unknown key: did you mean "
+                                                     "common?"),
+        ("software:\n  allow: true\n  allow_debg: false\n",
+         "line 3, software.allow_debg: unknown key: did you mean allow_debug?"),
+        ("snp:\n  allow_debg: false\n", "line 2, snp.allow_debg: unknown key: did you mean "
+                                         "allow_debug?"),
+        ("snp:\n  min_tcb_by_product:\n    Genoa: {micrcode: 3}\n",
+         "line 3, snp.min_tcb_by_product.Genoa.micrcode: unknown key: did you mean microcode?"),
+        ("snp:\n  zzzzzz: 1\n",
+         "snp.zzzzzz: unknown key: check its spelling and the section it is in"),
+    ],
+)
+def test_unknown_keys_suggest_the_closest_valid_key(text, fragment):
+    with pytest.raises(ConfigError) as info:
+        parse_policy(text, source="p.yaml")
+    assert str(info.value).startswith("p.yaml: invalid policy")
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("common:\n  result_lifetime_seconds: abc\n",
+         "common.result_lifetime_seconds: expected a whole number, found 'abc'"),
+        ("common:\n  result_lifetime_seconds: 1.5\n",
+         "common.result_lifetime_seconds: expected a whole number, found 1.5"),
+        ("common:\n  result_lifetime_seconds: 99999999\n",
+         "common.result_lifetime_seconds: expected at most 604800, found 99999999"),
+        ("software:\n  min_svn: -1\n", "software.min_svn: expected at least 0, found -1"),
+        ("software:\n  min_svn: 4294967296\n",
+         "software.min_svn: expected less than 4294967296, found 4294967296"),
+        ("software:\n  allow: maybe\n", "software.allow: expected true or false, found 'maybe'"),
+        ("software:\n  identities: [[a]]\n", "software.identities.0: expected text, found a list"),
+        ("software:\n  identities: {a: 1}\n",
+         "software.identities: expected a list, found a mapping"),
+        ("id: true\n", "id: expected text, found true"),
+        ("software: " + "x" * 70 + "\n",
+         "software: expected a mapping of keys to values, found '" + "x" * 57 + "...'"),
+        ("tdx:\n  rtmrs: [1]\n", "tdx.rtmrs: expected a mapping of keys to values, found a list"),
+        ("common:\n  required_platforms:\n",
+         "common.required_platforms: expected a list, found nothing (an empty value)"),
+        ("snp:\n  products: [Foo]\n", "snp.products.0: expected Milan, Genoa or Turin, "
+                                      "found 'Foo'"),
+        ("snp:\n  min_firmware: new\n",
+         "snp.min_firmware: expected 'major.minor' such as '1.55', found 'new'"),
+        ("version: 2\n", "version: expected 1, found 2"),
+    ],
+)
+def test_validation_messages_read_as_a_person_writes(text, fragment):
+    with pytest.raises(ConfigError) as info:
+        parse_policy(text, source="p.yaml")
+    message = str(info.value)
+    assert fragment in message
+    assert "Input should" not in message and "Value error" not in message
+
+
+def test_messages_fall_back_to_pydantics_text():
+    from pydantic_core import ErrorDetails
+
+    from ccattest.policy.load import _found, _message
+
+    assert _message(ErrorDetails(type="missing", loc=("x",), msg="Field required",
+                                 input={})) == "required, but missing"
+    assert _message(ErrorDetails(type="too_long", loc=("x",), msg="List is too long",
+                                 input=[])) == "List is too long"
+    assert _found(b"x") == "bytes"
+
+
+def test_field_names_along_a_location():
+    from ccattest.policy.load import _field_names
+    from ccattest.policy.model import Policy
+
+    assert "allow_debug" in _field_names(Policy, ("snp",))
+    assert "microcode" in _field_names(Policy, ("snp", "min_tcb_by_product", "Genoa"))
+    assert _field_names(Policy, ("nope",)) == []
+    assert _field_names(Policy, ("id",)) == []
+    assert _field_names(Policy, ("id", "x")) == []

@@ -151,7 +151,7 @@ def test_min_tcb_by_product_and_fmc():
     appraisal, failed = _outcome(section)  # Milan: the default minimum, fmc does not apply
     assert "min_tcb" in failed
     reason = next(r for r in appraisal.reasons if r.check == "min_tcb")
-    assert "fmc" not in reason.expected and "snp" in reason.message
+    assert "FMC" not in reason.expected and "SNP" in reason.message
 
 
 def test_policy_model_validation():

@@ -20,9 +20,10 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ..result import TrustClaim
+from ..text import human, one_of
 from .base import Appraisal, StrictModel, reference_rule
 from .refs import Sha384Hex, hex_digest, read_digest_file
-from .snp import TcbMinimum
+from .snp import TcbMinimum, tcb_words
 
 Hex32 = Annotated[str, hex_digest(32)]
 _TCB = ("bootloader", "tee", "snp", "microcode")
@@ -77,7 +78,7 @@ def appraise_maa(section: AzurePolicy | None, claims: Mapping[str, Any]) -> Appr
                    f"isolation TEE {tee} encrypts guest memory" if tee in _HARDWARE_TEES
                    else f"isolation TEE {tee} is not a hardware TEE",
                    claim=TrustClaim.RUNTIME_OPAQUE, ok=2, fail=96,
-                   expected=f"one of {sorted(_HARDWARE_TEES)}", found=tee)
+                   expected=one_of(sorted(_HARDWARE_TEES)), found=tee)
     return appraisal
 
 
@@ -90,7 +91,7 @@ def _member(appraisal: Appraisal, check: str, value: Any, allowed: list[Any], wh
         return
     passed = value is not None and value in allowed
     appraisal.rule(check, passed, f"{what} {value} is {'' if passed else 'not '}allowed",
-                   claim=claim, ok=2, fail=fail, expected=f"one of {allowed}", found=value)
+                   claim=claim, ok=2, fail=fail, expected=one_of(allowed), found=value)
 
 
 def _hardware(appraisal: Appraisal, section: AzurePolicy, claims: Mapping[str, Any]) -> None:
@@ -106,9 +107,11 @@ def _hardware(appraisal: Appraisal, section: AzurePolicy, claims: Mapping[str, A
            if reported.get(name) is None or reported[name] < value}
     appraisal.rule("min_tcb", not low,
                    "reported TCB meets the minimum" if not low
-                   else f"reported TCB below the minimum (or absent) in {', '.join(low)}",
-                   claim=TrustClaim.HARDWARE, ok=2, fail=96, expected=f">= {wanted}",
-                   found=reported)
+                   else "reported TCB below the minimum (or absent) in "
+                        + ", ".join(tcb_words(low)),
+                   claim=TrustClaim.HARDWARE, ok=2, fail=96,
+                   expected=human(tcb_words(wanted), minimum=True) if wanted else "any",
+                   found=tcb_words(reported) if reported else "not reported")
 
 
 def _executables(appraisal: Appraisal, section: AzurePolicy,
@@ -124,10 +127,14 @@ def _executables(appraisal: Appraisal, section: AzurePolicy,
                    what="launch measurement")
 
 
+def _on_off(flag: Any) -> str:
+    return "unstated" if flag is None else "on" if flag else "off"
+
+
 def _required_flag(appraisal: Appraisal, check: str, value: Any, allowed: bool,
                    what: str) -> None:
     """A flag that must be off unless the policy allows it; an unstated flag is not off."""
-    state = "unstated" if value is None else "on" if value else "off"
+    state = _on_off(value)
     appraisal.rule(check, allowed or value is False,
                    f"{what} is {state}" + (" (allowed by policy)" if allowed else ""),
                    claim=TrustClaim.CONFIGURATION, ok=2, fail=96,
@@ -149,21 +156,22 @@ def _configuration(appraisal: Appraisal, section: AzurePolicy,
     _required_flag(appraisal, "smt", policy.get("smt"), not section.require_smt_disabled
                    or not snp, "SMT")
     secure_boot = claims.get("secure_boot")
+    state = _on_off(secure_boot)
     appraisal.rule("secure_boot", secure_boot is True or not section.require_secure_boot,
-                   f"secure boot is {'unstated' if secure_boot is None else secure_boot}",
-                   claim=TrustClaim.CONFIGURATION, ok=2, fail=96,
-                   expected=True if section.require_secure_boot else "any", found=secure_boot)
+                   f"secure boot is {state}", claim=TrustClaim.CONFIGURATION, ok=2, fail=96,
+                   expected="on" if section.require_secure_boot else "any", found=state)
     _member(appraisal, "host_data", claims.get("host_data"), list(section.host_data),
             "host data (CCE policy hash)", claim=TrustClaim.CONFIGURATION)
     vmpl = claims.get("vmpl")
     appraisal.rule("vmpl", vmpl in section.vmpl or not snp, f"report from VMPL {vmpl}",
                    claim=TrustClaim.CONFIGURATION, ok=2, fail=96,
-                   expected=f"one of {section.vmpl}", found=vmpl)
+                   expected=one_of(section.vmpl), found="unstated" if vmpl is None else vmpl)
     svn = claims.get("guest_svn")
     passed = section.min_guest_svn == 0 or (svn is not None and svn >= section.min_guest_svn)
-    appraisal.rule("min_guest_svn", passed, f"guest SVN {svn}, minimum {section.min_guest_svn}",
+    shown = "unstated" if svn is None else svn
+    appraisal.rule("min_guest_svn", passed, f"guest SVN {shown}, minimum {section.min_guest_svn}",
                    claim=TrustClaim.CONFIGURATION, ok=2, fail=96,
-                   expected=f">= {section.min_guest_svn}", found=svn)
+                   expected=f">= {section.min_guest_svn}", found=shown)
 
 
 def _identity(appraisal: Appraisal, section: AzurePolicy, claims: Mapping[str, Any]) -> None:
@@ -193,10 +201,10 @@ def appraise_vtpm(section: AzurePolicy | None, claims: Mapping[str, Any]) -> App
         on = config.get("secure-boot") is True
         appraisal.rule("vm_secure_boot", on, f"secure boot is {'on' if on else 'not on'}",
                        claim=TrustClaim.CONFIGURATION, ok=2, fail=96, expected="on",
-                       found=config.get("secure-boot"))
+                       found=_on_off(config.get("secure-boot")))
     if not section.allow_console:
         off = config.get("console-enabled") is False
         appraisal.rule("vm_console", off, f"serial console is {'off' if off else 'not off'}",
                        claim=TrustClaim.CONFIGURATION, ok=2, fail=96, expected="off",
-                       found=config.get("console-enabled"))
+                       found=_on_off(config.get("console-enabled")))
     return appraisal

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from ..result import Reason, TrustClaim, TrustVector
+from ..text import human
 
 
 class StrictModel(BaseModel):
@@ -22,11 +23,8 @@ class Appraisal:
     def rule(self, check: str, passed: bool, message: str, *, claim: TrustClaim,
              ok: int, fail: int, expected: object = None, found: object = None) -> bool:
         self.vector = self.vector.with_value(claim, ok if passed else fail)
-        self.reasons.append(Reason(
-            check, passed, message,
-            expected=None if expected is None else str(expected),
-            found=None if found is None else str(found),
-        ))
+        self.reasons.append(Reason(check, passed, message, expected=_words(expected),
+                                   found=_words(found)))
         return passed
 
     def extend(self, other: Appraisal) -> Appraisal:
@@ -39,11 +37,14 @@ class Appraisal:
              expected: object = None, found: object = None) -> None:
         """A finding that is neither pass nor fail by itself, e.g. a warning-tier value."""
         self.vector = self.vector.with_value(claim, value)
-        self.reasons.append(Reason(
-            check, False, message,
-            expected=None if expected is None else str(expected),
-            found=None if found is None else str(found),
-        ))
+        self.reasons.append(Reason(check, False, message, expected=_words(expected),
+                                   found=_words(found)))
+
+
+def _words(value: object) -> str | None:
+    # None means "nothing to show" (the reason omits it), not the word "none".
+    return None if value is None else human(value)
+
 
 def reference_rule(appraisal: Appraisal, measurement: str, references: list[str], *,
                    what: str = "measurement") -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from ..errors import ConfigError
 from .model import Policy
@@ -65,11 +69,86 @@ def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
         key = ".".join(str(part) for part in loc) or "(top level)"
         line = _line_of(root, loc)
         where = f"line {line}, " if line else ""
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown key (check its spelling and the section it is in)"
-        lines.append(f"  {where}{key}: {message}")
+        lines.append(f"  {where}{key}: {_message(error)}")
     return "\n".join(lines)
+
+
+def _message(error: ErrorDetails) -> str:
+    """Pydantic's error in the words a policy's author uses; its own text as a fallback."""
+    kind, ctx, found = error["type"], error.get("ctx") or {}, _found(error.get("input"))
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(error["loc"][-1]),
+                                          _field_names(Policy, error["loc"][:-1]), n=1)
+        return "unknown key: " + (f"did you mean {close[0]}?" if close
+                                  else "check its spelling and the section it is in")
+    if kind == "missing":
+        return "required, but missing"
+    if kind == "value_error":  # our own validators' text, without pydantic's prefix
+        return str(error["msg"]).removeprefix("Value error, ")
+    if kind == "literal_error":  # ctx spells the choices as reprs: 'Milan', 'Genoa' or 'Turin'
+        return f"expected {str(ctx.get('expected', '')).replace(chr(39), '')}, found {found}"
+    bound = next((f"{_BOUNDS[name]} {ctx[name]}" for name in _BOUNDS if name in ctx), None)
+    if bound is not None:
+        return f"expected {bound}, found {found}"
+    expected = _EXPECTED.get(kind)
+    return f"expected {expected}, found {found}" if expected else str(error["msg"])
+
+
+_EXPECTED = {
+    "int_parsing": "a whole number", "int_type": "a whole number",
+    "int_from_float": "a whole number", "float_parsing": "a number", "float_type": "a number",
+    "bool_parsing": "true or false", "bool_type": "true or false",
+    "string_type": "text", "list_type": "a list",
+    "dict_type": "a mapping of keys to values", "model_type": "a mapping of keys to values",
+    "model_attributes_type": "a mapping of keys to values",
+}
+_BOUNDS = {"gt": "more than", "ge": "at least", "lt": "less than", "le": "at most"}
+
+
+def _found(value: Any) -> str:
+    """What the document held, in YAML's words rather than Python's."""
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"'{value if len(value) <= 60 else value[:57] + '...'}'"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys valid at `loc` inside `model` (what a misspelt key was probably meant to be)."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        else:  # dict[K, V] or list[V]: the part is a key or an index, V lies below it
+            args = typing.get_args(annotation)
+            if not args:
+                return []
+            annotation = args[-1]
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """SnpPolicy | None -> SnpPolicy."""
+    args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

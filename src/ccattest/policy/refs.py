@@ -17,7 +17,7 @@ def hex_digest(size: int):
         try:
             raw = bytes.fromhex(text)
         except ValueError:
-            raise ValueError(f"not hex: {value!r}") from None
+            raise ValueError(f"expected hex digits, found '{value}'") from None
         if len(raw) != size:
             raise ValueError(f"expected {size} bytes ({2 * size} hex digits), found {len(raw)}")
         return text

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from ..result import TrustClaim
+from ..text import human, one_of
 from .base import Appraisal, StrictModel, reference_rule
 from .refs import Sha384Hex, hex_digest, read_digest_file
 
@@ -106,23 +107,36 @@ def _member(appraisal: Appraisal, check: str, value: Any, allowed: list[Any], wh
         return
     passed = value in allowed
     appraisal.rule(check, passed, f"{what} {value} is {'' if passed else 'not '}allowed",
-                   claim=claim, ok=2, fail=fail, expected=f"one of {allowed}", found=value)
+                   claim=claim, ok=2, fail=fail, expected=one_of(allowed), found=value)
 
 
 def _hardware(appraisal: Appraisal, section: SnpPolicy, claims: Mapping[str, Any]) -> None:
     _member(appraisal, "product", claims["product"], list(section.products), "product",
             claim=TrustClaim.HARDWARE, fail=96)
-    _member(appraisal, "signing_key", claims["signing_key"], list(section.signing_keys),
-            "signing key", claim=TrustClaim.HARDWARE, fail=96)
+    # vcek / vlek are the policy's spelling; people read the key names AMD uses.
+    _member(appraisal, "signing_key", str(claims["signing_key"]).upper(),
+            [key.upper() for key in section.signing_keys], "signing key",
+            claim=TrustClaim.HARDWARE, fail=96)
     minimum = section.tcb_minimum(claims["product"])
     reported = claims["reported_tcb"]
     wanted = {name: getattr(minimum, name) for name in TCB_COMPONENTS if name in reported}
     low = {name: reported[name] for name, value in wanted.items() if reported[name] < value}
     appraisal.rule("min_tcb", not low,
                    "reported TCB meets the minimum" if not low
-                   else f"reported TCB below the minimum in {', '.join(low)}",
-                   claim=TrustClaim.HARDWARE, ok=2, fail=96, expected=f">= {wanted}",
-                   found=reported)
+                   else f"reported TCB below the minimum in {', '.join(tcb_words(low))}",
+                   claim=TrustClaim.HARDWARE, ok=2, fail=96,
+                   expected=human(tcb_words(wanted), minimum=True),
+                   found=tcb_words(reported))
+
+
+def tcb_words(tcb: Mapping[str, Any]) -> dict[str, Any]:
+    """TCB components under the names AMD's documents use (TEE, SNP), in report order."""
+    order = {name: index for index, name in enumerate(TCB_COMPONENTS)}
+    return {_TCB_LABELS.get(name, name): tcb[name]
+            for name in sorted(tcb, key=lambda name: order.get(name, len(order)))}
+
+
+_TCB_LABELS = {"fmc": "FMC", "tee": "TEE", "snp": "SNP"}
 
 
 def _executables(appraisal: Appraisal, section: SnpPolicy, claims: Mapping[str, Any]) -> None:
@@ -149,7 +163,7 @@ def _guest_policy(appraisal: Appraisal, section: SnpPolicy, claims: Mapping[str,
     vmpl = claims["vmpl"]
     appraisal.rule("vmpl", vmpl in section.vmpl, f"report from VMPL {vmpl}",
                    claim=TrustClaim.CONFIGURATION, ok=2, fail=96,
-                   expected=f"one of {section.vmpl}", found=vmpl)
+                   expected=one_of(section.vmpl), found=vmpl)
     svn = claims["guest_svn"]
     appraisal.rule("min_guest_svn", svn >= section.min_guest_svn,
                    f"guest SVN {svn}, minimum {section.min_guest_svn}",

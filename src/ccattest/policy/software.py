@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from ..result import TrustClaim
+from ..text import one_of
 from .base import Appraisal, StrictModel, reference_rule
 from .refs import Sha384Hex, read_digest_file
 
@@ -64,4 +65,4 @@ def _identity(appraisal: Appraisal, section: SoftwarePolicy, identity: str) -> N
                    f"site {identity} is " + ("" if identity in section.identities else "not ")
                    + "in the policy's identities",
                    claim=TrustClaim.INSTANCE_IDENTITY, ok=2, fail=97,
-                   expected=f"one of {section.identities}", found=identity)
+                   expected=one_of(section.identities), found=identity)

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from ..result import TrustClaim
+from ..text import human, one_of
 from .base import Appraisal, StrictModel, reference_rule
 from .refs import Sha384Hex, hex_digest, read_digest_file
 
@@ -97,7 +98,7 @@ def _hardware(appraisal: Appraisal, section: TdxPolicy, claims: Mapping[str, Any
                    "no forbidden advisory applies" if not forbidden
                    else f"forbidden advisories apply: {', '.join(forbidden)}",
                    claim=TrustClaim.HARDWARE, ok=2, fail=96,
-                   expected=f"none of {section.forbidden_advisory_ids}", found=advisories)
+                   expected=_none_of(section.forbidden_advisory_ids), found=advisories)
     _tee_tcb_svn_rule(appraisal, section, claims["tee_tcb_svn"])
     _member(appraisal, "mr_seam", claims["mr_seam"], list(section.mr_seam), "TDX module MRSEAM",
             claim=TrustClaim.HARDWARE)
@@ -109,19 +110,23 @@ def _status_rule(appraisal: Appraisal, section: TdxPolicy, check: str, what: str
     if status in accepted:
         appraisal.rule(check, True, f"{what} status {status} is accepted",
                        claim=TrustClaim.HARDWARE, ok=2, fail=96,
-                       expected=f"one of {accepted}", found=status)
+                       expected=one_of(accepted), found=status)
         return
     age = _age_days(tcb_date, claims.get("verified_at"))
     grace = section.out_of_date_grace_days
     if status == "OutOfDate" and grace is not None and age is not None and age <= grace:
         appraisal.note(check, f"{what} is OutOfDate since {tcb_date}, within the policy's "
                        f"{grace}-day grace period", claim=TrustClaim.HARDWARE, value=32,
-                       expected=f"one of {accepted}, or OutOfDate for at most {grace} days",
+                       expected=f"{one_of(accepted)}, or OutOfDate for at most {grace} days",
                        found=f"OutOfDate, {age} days")
         return
     appraisal.rule(check, False, f"{what} status {status} is not accepted",
-                   claim=TrustClaim.HARDWARE, ok=2, fail=96, expected=f"one of {accepted}",
+                   claim=TrustClaim.HARDWARE, ok=2, fail=96, expected=one_of(accepted),
                    found=status if age is None else f"{status}, tcbDate {age} days ago")
+
+
+def _none_of(forbidden: list[str]) -> str:
+    return f"none of {', '.join(forbidden)}" if forbidden else "no advisory forbidden"
 
 
 def _age_days(tcb_date: str | None, verified_at: object) -> int | None:
@@ -144,7 +149,7 @@ def _tee_tcb_svn_rule(appraisal: Appraisal, section: TdxPolicy, tee_tcb_svn: str
     low = [index for index, (h, w) in enumerate(zip(have, want, strict=True)) if h < w]
     appraisal.rule("min_tee_tcb_svn", not low,
                    "TEE TCB SVN meets the minimum" if not low
-                   else f"TEE TCB SVN below the minimum in components {low}",
+                   else f"TEE TCB SVN below the minimum in components {human(low)}",
                    claim=TrustClaim.HARDWARE, ok=2, fail=96,
                    expected=f">= {section.min_tee_tcb_svn} per byte", found=tee_tcb_svn)
 
@@ -188,7 +193,7 @@ def _member(appraisal: Appraisal, check: str, value: Any, allowed: list[Any], wh
         return
     passed = value in allowed
     appraisal.rule(check, passed, f"{what} is {'' if passed else 'not '}allowed", claim=claim,
-                   ok=2, fail=96, expected=f"one of {allowed}", found=value)
+                   ok=2, fail=96, expected=one_of(allowed), found=value)
 
 
 def _configuration(appraisal: Appraisal, section: TdxPolicy, claims: Mapping[str, Any]) -> None:

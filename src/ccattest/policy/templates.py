@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..errors import ConfigError
+from ..text import one_of
 
 _HEADER = """\
 # ccattest appraisal policy. Every site judges its peers' evidence against its own policy.
@@ -145,7 +146,7 @@ def starter_policy(platforms: Sequence[str], measurements: Sequence[str] = ()) -
     unknown = [p for p in platforms if p not in TEMPLATES]
     if unknown:
         raise ConfigError(f"no policy template for {', '.join(unknown)}",
-                          expected=f"one of {sorted(TEMPLATES)}")
+                          expected=one_of(sorted(TEMPLATES)))
     text = _HEADER.format(required=", ".join(platforms))
     for platform in platforms:
         text += TEMPLATES[platform].format(measurements=", ".join(measurements))
