@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..errors import CCAttestError, ConfigError
+
+if TYPE_CHECKING:
+    from ..nvflare.kits import Kit
 from .app import nvflare_app
-from .common import fail, out
+from .common import fail, out, platform_name
 
 ACTIONS = "alert|exclude_site|stop_jobs|shutdown"
+# provisioning.HARDWARE's names, repeated so that --help need not import provisioning.
+HARDWARE = ("snp", "tdx", "nvgpu", "azure-snp", "azure-tdx", "aci")
+DEV_WARNING = ("development TEE: no hardware guarantee — do not use in production; pass "
+               "--platform for real hardware")
 
 
 @nvflare_app.command("configure")
@@ -41,6 +48,13 @@ def nvflare_configure(
     root_dir: Annotated[Path | None, typer.Option(
         metavar="DIR", help="Where the federation's development root key lives (never "
         "inside a kit).")] = None,
+    platform: Annotated[list[str] | None, typer.Option(
+        metavar="|".join(HARDWARE), help="The sites' CC hardware (repeatable: --platform snp "
+        "--platform nvgpu for a CVM with a GPU). Without it: the development (software) TEE.")
+    ] = None,
+    maa_endpoint: Annotated[str | None, typer.Option(
+        metavar="HOST", help="aci: the Microsoft Azure Attestation instance the sidecar asks "
+        "and every site trusts.")] = None,
 ) -> None:
     """Add ccattest to existing NVFlare startup kits (or a POC workspace)."""
     from ..mesh.actions import ActionConfig
@@ -62,22 +76,49 @@ def nvflare_configure(
         if not found:
             raise ConfigError("no server or client startup kit found", hint="pass KIT... or --poc")
         skip = set(not_cc or [])
+        platforms = [name for name in (platform_name(p, HARDWARE) for p in platform or [])
+                     if name is not None]
         request = FederationRequest(
             [SiteRequest(kit.name, kit.name not in skip) for kit in found],
             rounds=RoundsConfig(interval_seconds=round_interval, deadline_seconds=round_deadline),
             actions=ActionConfig(on_rejected=on_rejected, on_unreachable=on_unreachable,
-                                 unreachable_grace_seconds=grace))
+                                 unreachable_grace_seconds=grace),
+            platforms=platforms, maa_endpoint=maa_endpoint)
         root = root_dir or found[0].path.parent / ".ccattest-root"
         references = configure_kits(found, request, root, _now())
     except CCAttestError as error:
         fail(error)
     except ValueError as error:  # pydantic: an unknown action name
         fail(ConfigError("invalid option", found=str(error).splitlines()[0]))
+    if platforms:
+        _report_hardware(found, skip, platforms)
+        return
+    warning = f"[bold yellow]{DEV_WARNING}[/bold yellow]"
+    out().print(warning, soft_wrap=True)
     for kit in found:
         measurement = references.get(kit.name, "not CC-enabled")
         out().print(f"[bold]{kit.name}[/bold] ({kit.role}): {kit.local / 'cc'}  "
-                  f"measurement {measurement[:16]}")
-    out().print(f"development root key: {root}")
+                    f"measurement {measurement[:16]}", soft_wrap=True)
+    out().print(f"development root key: {root}", soft_wrap=True)
+    out().print(warning, soft_wrap=True)
+
+
+def _report_hardware(kits: list[Kit], not_cc: set[str], platforms: list[str]) -> None:
+    from ..provisioning import reference_todo
+
+    console = out()
+    for kit in kits:
+        state = "not CC-enabled" if kit.name in not_cc else ", ".join(platforms)
+        console.print(f"[bold]{kit.name}[/bold] ({kit.role}): {kit.local / 'cc'}  {state}",
+                      soft_wrap=True)
+    console.print("[bold yellow]TO DO before starting: the policies accept no measurement "
+                  "yet[/bold yellow]\n(until then every site is refused). In each site's "
+                  "local/cc/policy.yaml fill in:", soft_wrap=True)
+    for line in reference_todo(platforms):
+        console.print(f"  - {line}", soft_wrap=True)
+    console.print("Take the values from a known-good site running the images you built:\n"
+                  "  ccattest collect --platform PLATFORM --nonce HEX -o EVIDENCE\n"
+                  "  ccattest policy init --from EVIDENCE", soft_wrap=True)
 
 
 def _now() -> datetime:

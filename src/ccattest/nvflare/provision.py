@@ -10,7 +10,8 @@ project.yml:
       - path: nvflare.lighter.impl.workspace.WorkspaceBuilder
       - ...
       - path: ccattest.nvflare.provision.CCBuilder
-        args: {rounds: {interval_seconds: 60}, actions: {on_rejected: exclude_site}}
+        args: {rounds: {interval_seconds: 60}, actions: {on_rejected: exclude_site},
+               platforms: [snp, nvgpu]}   # CC hardware; without it the development TEE
 
 Do not use NVFlare's own CCBuilder in the same project: it reads `cc_config` too. The
 federation's software root key stays in the provisioning state folder, never in a kit.
@@ -53,15 +54,19 @@ def _site_request(participant: Any) -> SiteRequest:
 
 class CCBuilder(Builder):
     def __init__(self, rounds: dict[str, Any] | None = None,
-                 actions: dict[str, Any] | None = None, require_all_cc: bool = False) -> None:
+                 actions: dict[str, Any] | None = None, require_all_cc: bool = False,
+                 platforms: list[str] | None = None, maa_endpoint: str | None = None) -> None:
         self.rounds = RoundsConfig.model_validate(rounds or {})
         self.actions = ActionConfig.model_validate(actions or {})
         self.require_all_cc = require_all_cc
+        self.platforms = [str(p).lower() for p in platforms or []]
+        self.maa_endpoint = maa_endpoint
 
     def build(self, project: Any, ctx: Any) -> None:
         sites = [p for p in project.get_all_participants() if p.type in SITE_TYPES]
         request = FederationRequest([_site_request(p) for p in sites], rounds=self.rounds,
-                                    actions=self.actions, require_all_cc=self.require_all_cc)
+                                    actions=self.actions, require_all_cc=self.require_all_cc,
+                                    platforms=self.platforms, maa_endpoint=self.maa_endpoint)
         bundles = {p.name: Path(ctx.get_local_dir(p)) / BUNDLE_DIR for p in sites}
         provision(request, bundles, Path(ctx.get_state_dir()) / "ccattest-root", utcnow())
         for participant in sites:
