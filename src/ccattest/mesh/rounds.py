@@ -45,6 +45,15 @@ class RoundParticipant:
         self._lock = threading.Lock()
         self._contributed: dict[str, bytes] = {}  # round id -> our contribution, bounded
         self._verified = ReplayCache(ttl=round_ttl, max_entries=4096, what="round")
+        # Rounds this site judged its peers in. Only the coordinator knows a round ended, so
+        # every other site counts the rounds it took part in, at its verify step.
+        self._completed = 0
+        self._last: dict[str, Any] | None = None
+
+    def completed(self) -> tuple[int, dict[str, Any] | None]:
+        """How many rounds this site judged its peers in, and the last one."""
+        with self._lock:
+            return self._completed, None if self._last is None else dict(self._last)
 
     def handle(self, sender: str, topic: str, body: dict[str, Any]) -> dict[str, Any]:
         if topic == CONTRIBUTE:
@@ -112,6 +121,10 @@ class RoundParticipant:
             verdicts[peer] = summary
             if self.handler is not None and verdict.cc_enabled and not verdict.affirming:
                 self.handler.rejected(peer, "; ".join(verdict.failures()[:3]) or verdict.status)
+        with self._lock:
+            self._completed += 1
+            self._last = {"round_id": transcript.round_id, "at": at.isoformat(),
+                          "sites": transcript.sites(), "judged": sorted(verdicts)}
         return {"verdicts": verdicts}
 
 

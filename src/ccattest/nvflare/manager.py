@@ -42,6 +42,7 @@ REPLY_PROP = "_cc_info"  # the one prop NVFlare copies into the registration rep
 REPLY_KEY = "ccattest"
 CONFIRM = "register.confirm"
 SERVER = "server"
+RECENT_ROUNDS = 10  # rounds the server's status file keeps for `ccattest status`
 log = logging.getLogger("ccattest.nvflare")
 
 
@@ -75,7 +76,8 @@ class CCManager(FLComponent):
         self.runner: PeriodicRunner | None = None
         self.coordinator: RoundCoordinator | None = None
         self._pending_confirm: dict[str, Any] | None = None
-        self.rounds = 0
+        self.rounds = 0  # the server: rounds it ran (clients count theirs in the participant)
+        self.recent_rounds: list[dict[str, Any]] = []
         self.ready = True
         log.info("ccattest: %s ready (%s, CC %s)", self.config.site,
                  "server" if self.is_server else "client",
@@ -203,10 +205,13 @@ class CCManager(FLComponent):
     def _round(self) -> None:
         assert self.coordinator is not None
         report = self.coordinator.run_round()
-        self.rounds += 1
-        self.last_round = {"round_id": report.round_id, "at": report.started.isoformat(),
-                           "seconds": round(report.seconds, 3), "sites": report.sites,
-                           "attested": report.attested, "unreachable": report.unreachable}
+        last = {"round_id": report.round_id, "at": report.started.isoformat(),
+                "seconds": round(report.seconds, 3), "sites": report.sites,
+                "attested": report.attested, "unreachable": report.unreachable}
+        with self._lock:
+            self.rounds += 1
+            self.last_round = last
+            self.recent_rounds = [*self.recent_rounds, last][-RECENT_ROUNDS:]
         log.info("ccattest: round %s: %d sites attested, %d unreachable, %.2fs",
                  report.round_id, len(report.attested), len(report.unreachable), report.seconds)
         self._write_status()
@@ -270,6 +275,10 @@ class CCManager(FLComponent):
         if not self.ready:
             return
         with self._lock:
+            if self.is_server:
+                rounds, last = self.rounds, getattr(self, "last_round", None)
+            else:  # a client takes part in the server's rounds: it counts those it judged in
+                rounds, last = self.participant.completed()
             status = {
                 "site": self.config.site,
                 "role": "server" if self.is_server else "client",
@@ -279,8 +288,9 @@ class CCManager(FLComponent):
                             "last_good": c.last_good.isoformat() if c.last_good else None}
                            for c in self.trust.matrix()],
                 "excluded": self.trust.excluded(),
-                "rounds": self.rounds,
-                "last_round": getattr(self, "last_round", None),
+                "rounds": rounds,
+                "last_round": last,
+                "recent_rounds": list(self.recent_rounds),
                 "events": list(self.events),
             }
             tmp = self.status_path.with_name(f".status.{os.getpid()}.json")
