@@ -3,6 +3,9 @@ and OCSP responder).
 
 429 and 5xx are retried, waiting what Retry-After says (capped at MAX_DELAY) or else an
 exponential backoff; 404 and other refusals are not, since asking again gets the same answer.
+A client made with `retry_unreachable=False` also gives up at once when no connection can be
+made (name not resolved, connection refused): on a machine without network, retrying only
+delays the same answer. It then raises ServiceUnreachable, a CollateralUnavailable.
 Bodies are read in chunks and refused past a size limit, so a hostile server cannot make a
 verifier hold an unbounded answer.
 """
@@ -23,6 +26,10 @@ from ..timeutil import utcnow
 DEFAULT_MAX_BYTES = 1024 * 1024
 MAX_DELAY = 60.0  # seconds: the longest wait between two tries, whatever Retry-After says
 _RETRYABLE = frozenset({429}) | frozenset(range(500, 600))
+
+
+class ServiceUnreachable(CollateralUnavailable):
+    """No connection could be made to the service (only with retry_unreachable=False)."""
 
 
 def check_service_url(value: str, what: str, example: str) -> str:
@@ -70,6 +77,7 @@ class _Try:
     failure: str
     delay: float | None = None  # a server-given delay (Retry-After)
     retry: bool = True
+    unreachable: bool = False
 
 
 class ServiceHttp:
@@ -83,13 +91,15 @@ class ServiceHttp:
                  sleep: Callable[[float], None] = time.sleep,
                  now: Callable[[], datetime] = utcnow,
                  headers: Mapping[str, str] | None = None,
-                 hint: str = "retry later, or import a collateral bundle") -> None:
+                 hint: str = "retry later, or import a collateral bundle",
+                 retry_unreachable: bool = True) -> None:
         if not isinstance(retries, int) or retries < 0 or backoff < 0 or timeout <= 0:
             raise ConfigError(f"bad {service} client settings",
                               expected="retries >= 0, backoff >= 0, timeout > 0",
                               found=f"retries {retries}, backoff {backoff}, timeout {timeout}")
         self.service, self.max_bytes, self.hint = service, max_bytes, hint
         self.retries, self.backoff = retries, backoff
+        self.retry_unreachable = retry_unreachable
         self._sleep, self._now = sleep, now
         self._http = httpx.Client(timeout=httpx.Timeout(timeout), transport=transport,
                                   follow_redirects=False,
@@ -114,6 +124,10 @@ class ServiceHttp:
             if outcome.answer is not None:
                 return outcome.answer
             failures.append(outcome.failure)
+            if outcome.unreachable:
+                raise ServiceUnreachable(f"{self.service} cannot be reached at {url}",
+                                         expected="a connection", found=outcome.failure,
+                                         hint=self.hint)
             if not outcome.retry:
                 raise CollateralUnavailable(f"{self.service} refused {url}", expected="HTTP 200",
                                             found=outcome.failure)
@@ -135,6 +149,9 @@ class ServiceHttp:
                 return self._outcome(response)
         except httpx.TimeoutException as exc:
             return _Try(None, f"timeout ({type(exc).__name__})")
+        except httpx.ConnectError as exc:  # no connection at all: DNS, refused, no route
+            return _Try(None, f"connection error ({type(exc).__name__}: {exc})",
+                        unreachable=not self.retry_unreachable)
         except httpx.HTTPError as exc:
             return _Try(None, f"connection error ({type(exc).__name__}: {exc})")
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import httpx
 import pytest
 
 from ccattest.collateral import CollateralCache
-from ccattest.collateral.http import ServiceHttp
+from ccattest.collateral.http import ServiceHttp, ServiceUnreachable
 from ccattest.errors import (
     CollateralUnavailable,
     ConfigError,
@@ -26,6 +29,7 @@ from ccattest.platforms.nvgpu.rim import RimIds, verify_rim
 from ccattest.platforms.nvgpu.rimservice import (
     KIND,
     RimClient,
+    RimServiceUnreachable,
     check_rim_item,
     rim_from_response,
 )
@@ -271,3 +275,65 @@ def test_rim_from_response() -> None:
     assert rim_from_response(wrapped, SYNTH_ID) == xml
     with pytest.raises(MalformedEvidence, match="not JSON"):
         rim_from_response(b"[" * 100000, SYNTH_ID)
+
+
+# --- no network: one error, at once -------------------------------------------------------------
+
+class Counting(httpx.BaseTransport):
+    """A real HTTP transport that counts the requests it is asked to send."""
+
+    def __init__(self) -> None:
+        self.inner, self.calls = httpx.HTTPTransport(), 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A local TCP port bound but not listening: connecting to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("where", ["unresolvable", "refused"])
+def test_unreachable_service_fails_once_with_the_fixes(where: str, closed_port: int) -> None:
+    # RFC 2606: .invalid never resolves, so no traffic leaves the machine.
+    base = "http://rim.invalid" if where == "unresolvable" else f"http://127.0.0.1:{closed_port}"
+    transport, sleeps = Counting(), Sleeps()
+    started = time.monotonic()
+    with RimClient(base, transport=transport, sleep=sleeps) as rims, pytest.raises(
+            RimServiceUnreachable) as caught:
+        rims.rim(SYNTH_ID, at=AT)
+    assert time.monotonic() - started < 8
+    assert transport.calls == 1 and sleeps == []
+    error = caught.value
+    assert isinstance(error, CollateralUnavailable)
+    assert error.message == ("the GPU's RIMs could not be fetched from NVIDIA's RIM service: "
+                             "it cannot be reached")
+    assert error.expected == f"{base}/v1/rim/{SYNTH_ID}"
+    assert str(error.found).startswith("connection error (ConnectError") and ";" not in \
+        str(error.found)
+    for fix in ("--rim FILE", "--offline --collateral DIR", "ccattest collateral export BUNDLE",
+                "--collateral BUNDLE"):
+        assert fix in (error.hint or "")
+
+
+def test_other_clients_still_retry_refused_connections() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        raise httpx.ConnectError("refused", request=request)
+
+    http = ServiceHttp("some service", retries=2, sleep=Sleeps(),
+                       transport=httpx.MockTransport(handler))
+    with pytest.raises(CollateralUnavailable, match="did not answer") as caught:
+        http.get("https://service.test/x")
+    http.close()
+    assert len(calls) == 3 and not isinstance(caught.value, ServiceUnreachable)

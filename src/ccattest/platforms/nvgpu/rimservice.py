@@ -15,9 +15,13 @@ the latest notBefore to the earliest notAfter of the certificates its signature 
 lives as long as its signer certificate (one to two years), and NVIDIA re-signs RIMs before
 that. The verifier checks every RIM again whatever its source.
 
-HTTP: 429, 5xx and connection errors are retried with exponential backoff (Retry-After, capped,
-wins); 404 and other refusals are not (`ccattest.collateral.http.ServiceHttp`, shared with the
-other collateral clients).
+HTTP: 429, 5xx, timeouts and dropped connections are retried with exponential backoff
+(Retry-After, capped, wins); 404 and other refusals are not
+(`ccattest.collateral.http.ServiceHttp`, shared with the other collateral clients). When no
+connection can be made at all (the name does not resolve, the connection is refused), the
+client gives up at once with one CollateralUnavailable that names the ways to verify without
+the service (UNREACHABLE_HINT): a machine without network should hear that in a moment, not
+after a minute of retries.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import httpx
 from cryptography import x509
 
 from ...collateral.cache import CollateralCache, Key, Window, check_item, register_kind
-from ...collateral.http import ServiceHttp, check_service_url
+from ...collateral.http import ServiceHttp, ServiceUnreachable, check_service_url
 from ...errors import CollateralUnavailable, ConfigError, MalformedEvidence
 from ...timeutil import require_aware, utcnow
 from .rim import RimIds, check_rim_id, embedded_certificates, id_kind, parse_rim, verify_rim
@@ -48,6 +52,12 @@ MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _SAFE_ID = re.compile(r"[A-Za-z0-9._\-]{1,200}")
 IMPORT_HINT = ("fetch it where the service is reachable into a cache, export that with "
                "`ccattest collateral export BUNDLE`, then `ccattest collateral import BUNDLE` here")
+UNREACHABLE_HINT = ("give the driver and VBIOS RIMs as files (--rim FILE, once for each), or "
+                    "verify with --offline --collateral DIR from a collateral cache that holds "
+                    "them, or bring a "
+                    "collateral bundle: on a connected machine `ccattest collateral fetch "
+                    "--platform nvgpu REPORT` then `ccattest collateral export BUNDLE`, and "
+                    "here `--collateral BUNDLE`")
 
 
 # --- what the service returns: checked before anything is cached ----------------------------------
@@ -89,6 +99,10 @@ def rim_from_response(body: bytes, rim_id: str) -> bytes:
         raise MalformedEvidence("answer's rim is not base64", found=str(exc)) from None
 
 
+class RimServiceUnreachable(CollateralUnavailable):
+    """No connection to the RIM service at all: the caller asks for no further RIM from it."""
+
+
 # --- the client -----------------------------------------------------------------------------------
 
 def _check_id(rim_id: str) -> str:
@@ -116,7 +130,8 @@ class RimClient:
             headers["Authorization"] = f"Bearer {api_key}"
         self._http = ServiceHttp("NVIDIA RIM service", max_bytes=MAX_RESPONSE_BYTES,
                                  timeout=timeout, retries=retries, backoff=backoff,
-                                 transport=transport, sleep=sleep, now=now, headers=headers)
+                                 transport=transport, sleep=sleep, now=now, headers=headers,
+                                 retry_unreachable=False)
         self._flights: dict[str, threading.Lock] = {}
         self._flights_lock = threading.Lock()
 
@@ -175,6 +190,10 @@ class RimClient:
     def _fetch(self, rim_id: str, url: str) -> bytes:
         try:
             return self._http.get(url)
+        except ServiceUnreachable as exc:
+            raise RimServiceUnreachable("the GPU's RIMs could not be fetched from NVIDIA's RIM "
+                                        "service: it cannot be reached", expected=url,
+                                        found=exc.found, hint=UNREACHABLE_HINT) from None
         except CollateralUnavailable as exc:
             if exc.found == "HTTP 404":
                 raise CollateralUnavailable(f"NVIDIA RIM service has no RIM {rim_id}",
@@ -188,7 +207,9 @@ class RimClient:
 __all__ = [
     "KIND",
     "RIM_SERVICE_URL",
+    "UNREACHABLE_HINT",
     "RimClient",
+    "RimServiceUnreachable",
     "check_rim_item",
     "rim_from_response",
 ]
