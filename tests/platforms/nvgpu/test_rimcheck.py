@@ -1,5 +1,6 @@
 """The verifier's RIM step against NVIDIA's real test RIMs and a local RIM service."""
 
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import pytest
 from ccattest.collateral import CollateralCache
 from ccattest.errors import CollateralUnavailable
 from ccattest.evidence import Evidence
+from ccattest.platforms.nvgpu import rimcheck
+from ccattest.platforms.nvgpu.rim import verify_rim
 from ccattest.platforms.nvgpu.rimcheck import RimCheck
 from ccattest.platforms.nvgpu.rimservice import RimClient
 from ccattest.platforms.nvgpu.verify import NvgpuVerifier
@@ -68,5 +71,44 @@ def test_reports_that_cannot_name_their_rims():
 @pytest.mark.vectors
 def test_a_rim_of_another_version_is_still_compared_and_reported(vectors):
     check = RimCheck([(vectors / DRIVER).read_bytes()])
-    rim = check._find("NV_GPU_DRIVER_GH100_999.00", "driver", "999.00", AT)
+    rim = check._find(check._given(AT), "NV_GPU_DRIVER_GH100_999.00", "driver", "999.00", AT)
     assert rim is not None and rim.colloquial_version != "999.00"  # version_match then fails
+
+
+@pytest.mark.vectors
+def test_each_rim_file_is_verified_once_per_verification(vectors, monkeypatch):
+    calls = []
+
+    def counting(xml, **options):
+        calls.append(xml)
+        return verify_rim(xml, **options)
+
+    monkeypatch.setattr(rimcheck, "verify_rim", counting)
+    files = [(vectors / DRIVER).read_bytes(), (vectors / VBIOS).read_bytes()]
+    verifier = NvgpuVerifier(rim=RimCheck(files))
+    for round_ in (1, 2):
+        claims = verifier.verify(_evidence(vectors), report_data=NONCE, at=AT).claims
+        assert claims["measurements"]["matched"] is True
+        assert sorted(calls) == sorted(files * round_)  # each file once per verification
+
+
+@pytest.mark.vectors
+@pytest.mark.parametrize("given", [(), (DRIVER,)])
+def test_unreachable_rim_service_is_one_error_naming_the_needed_rims(vectors, given):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+        client = RimClient(f"http://127.0.0.1:{sock.getsockname()[1]}", sleep=_no_sleep)
+        check = RimCheck([(vectors / path).read_bytes() for path in given], client=client)
+        with pytest.raises(CollateralUnavailable) as caught:
+            NvgpuVerifier(rim=check).verify(_evidence(vectors), report_data=NONCE, at=AT)
+    error = caught.value
+    assert "could not be fetched from NVIDIA's RIM service" in error.message
+    needed = ["NV_GPU_VBIOS_1010_0200_882_96005E0001"]
+    if not given:
+        needed.insert(0, "NV_GPU_DRIVER_GH100_545.00")
+    assert error.expected == " and ".join(needed)
+    assert "--rim FILE" in (error.hint or "") and ";" not in str(error.found)
+
+
+def _no_sleep(seconds: float) -> None:
+    raise AssertionError(f"retried after {seconds} s")
