@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from . import collateral, collect, demo, nvflare, policy, token, verify  # noqa: F401
+from . import collateral, collect, demo, nvflare, policy, status, token, verify  # noqa: F401
 from .app import app
 
 
