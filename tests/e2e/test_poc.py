@@ -39,6 +39,30 @@ def _tamper(poc: PocFederation, site: str) -> None:
     workload.write_text(workload.read_text() + "exfiltrate=model-weights\n")
 
 
+def _status_command_reads_the_federation(poc: PocFederation) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def status(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "ccattest", "status", "--poc",
+                               str(poc.workspace), *args], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "COLUMNS": "80", "NO_COLOR": "1"},
+                              check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    view = json.loads(status("--json"))
+    assert set(view["sites"]) == {"server", "site-1", "site-2"}
+    assert all(site["state"] == "reporting" for site in view["sites"].values())
+    assert view["sites"]["site-2"]["rounds"] >= 1 and len(view["rounds"]) >= 2
+    cells = {(c["verifier"], c["peer"]): c["status"] for c in view["matrix"]}
+    assert cells[("site-2", "site-1")] == "affirming"
+    text = status()
+    assert "trust matrix" in text and "judged peers in" in text and "last rounds" in text
+
+
 def test_happy_path_then_byoc_refused_then_tampered_site_caught(poc, tmp_path):
     poc.configure()
     poc.start()
@@ -51,6 +75,9 @@ def test_happy_path_then_byoc_refused_then_tampered_site_caught(poc, tmp_path):
     cells = {(c["verifier"], c["peer"]): c["status"] for c in status["matrix"]}
     assert cells[("site-1", "site-2")] == "affirming"
     assert cells[("site-2", "server")] == "affirming"
+    # A client answers VERIFY before the server counts the round: it has counted it too.
+    assert poc.status("site-1")["rounds"] >= 1
+    _status_command_reads_the_federation(poc)
     assert _run_job(poc, tmp_path) == "FINISHED:COMPLETED"
 
     session = poc.session()
