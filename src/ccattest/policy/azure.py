@@ -163,9 +163,10 @@ def _configuration(appraisal: Appraisal, section: AzurePolicy,
     _member(appraisal, "host_data", claims.get("host_data"), list(section.host_data),
             "host data (CCE policy hash)", claim=TrustClaim.CONFIGURATION)
     vmpl = claims.get("vmpl")
-    appraisal.rule("vmpl", vmpl in section.vmpl or not snp, f"report from VMPL {vmpl}",
+    level = "unstated" if vmpl is None else vmpl
+    appraisal.rule("vmpl", vmpl in section.vmpl or not snp, f"report from VMPL {level}",
                    claim=TrustClaim.CONFIGURATION, ok=2, fail=96,
-                   expected=one_of(section.vmpl), found="unstated" if vmpl is None else vmpl)
+                   expected=one_of(section.vmpl), found=level)
     svn = claims.get("guest_svn")
     passed = section.min_guest_svn == 0 or (svn is not None and svn >= section.min_guest_svn)
     shown = "unstated" if svn is None else svn
