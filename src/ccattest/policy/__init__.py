@@ -2,6 +2,7 @@
 
 from .appraise import appraise, appraise_failure, check_required_platforms
 from .azure import AzurePolicy
+from .derive import derive_policy
 from .load import load_policy, parse_policy
 from .model import CommonPolicy, Policy
 from .nvgpu import NvgpuPolicy
@@ -20,6 +21,7 @@ __all__ = [
     "appraise",
     "appraise_failure",
     "check_required_platforms",
+    "derive_policy",
     "load_policy",
     "parse_policy",
 ]
