@@ -388,3 +388,16 @@ def test_multi_gpu_vector(tmp_path, vectors):
     text, result = _judge(tmp_path, verified, AT)
     assert yaml.safe_load(text)["nvgpu"]["require_ppcie"] is True
     assert {r.check for r in result.reasons if not r.passed} <= {"gpu0:cc_mode"}
+
+
+def test_nras_results_by_the_nvgpu_rules(tmp_path):
+    from ccattest.testing.nras import NrasFixture
+
+    fixture = NrasFixture.create()
+    verified = fixture.verifier().verify(fixture.evidence(), report_data=fixture.nonce,
+                                         at=fixture.now)
+    text, result = _judge(tmp_path, verified, fixture.now)
+    # NRAS does not carry the attester's CC state either: that rule alone warns.
+    assert [r.check for r in result.reasons if not r.passed] == ["gpu0:cc_mode"]
+    section = yaml.safe_load(text)["nvgpu"]
+    assert section["require_rim_match"] is True and section["require_revocation_check"] is True
