@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -90,13 +91,14 @@ def test_status_human_view_at_80_columns(tmp_path):
     proc = _ccattest("status", "--poc", "poc", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = proc.stdout
-    assert "server (server): updated 2s ago, ran 3 rounds" in text
-    assert "site-1 (client): updated 3s ago, judged peers in 3 rounds" in text
+    # Ages count from the test's start: a loaded machine may take seconds to get here.
+    assert re.search(r"server \(server\): updated \d+s ago, ran 3 rounds", text)
+    assert re.search(r"site-1 \(client\): updated \d+s ago, judged peers in 3 rounds", text)
     assert f"site-2 (client): {NOT_STARTED}" in text
     assert "site-3 (client): status file is not JSON" in text
     assert "trust matrix" in text and "contraindicated" in text and "pending" in text
     assert "* site-2 excluded by server: measurement matches no reference value" in text
-    assert "last rounds" in text and "c3" in text and "2m ago" in text
+    assert "last rounds" in text and "c3" in text and re.search(r"\dm ago", text)
     table_lines = [line for line in text.splitlines() if line.startswith(("┃", "│", "┏", "└"))]
     assert table_lines and all(len(line) <= 80 for line in table_lines)
     assert "True" not in text and "None" not in text and "Traceback" not in proc.stderr
