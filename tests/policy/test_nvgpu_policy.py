@@ -138,6 +138,57 @@ def test_cc_mode_rules() -> None:
     assert "DevTools mode" in next(r.message for r in reasons if r.check == "cc_mode")
 
 
+def _cc_reason(section: NvgpuPolicy, **changes: Any) -> Any:
+    appraisal = appraise_nvgpu(section, _claims(**changes))
+    (reason,) = [reason for reason in appraisal.reasons if reason.check == "cc_mode"]
+    return reason
+
+
+@pytest.mark.parametrize(("changes", "passed", "found", "message"), [
+    ({}, True, "CC mode on, DevTools off",
+     "CC mode on, DevTools off, as the attester declared it (read from NVML; the GPU does not "
+     "sign it)"),
+    ({"cc_mode": None, "devtools": None}, False, "CC mode not reported",
+     "CC mode not reported: the evidence carries no CC state from the attester, and a signed "
+     "report shows CC or DevTools mode, not which"),
+    ({"devtools": True}, False, "CC mode on, DevTools on",
+     "DevTools mode: the GPU can be debugged, its memory is not confidential"),
+    ({"cc_mode": "off"}, False, "CC mode off, DevTools off",
+     "CC mode off, DevTools off: not the confidential mode the policy requires"),
+    ({"devtools": None}, False, "CC mode on, DevTools not reported",
+     "CC mode on, DevTools not reported: not the confidential mode the policy requires"),
+])
+def test_cc_mode_reasons_in_words(changes: dict[str, Any], passed: bool, found: str,
+                                  message: str) -> None:
+    reason = _cc_reason(NvgpuPolicy(), **changes)
+    assert (reason.passed, reason.found, reason.message) == (passed, found, message)
+    assert reason.expected == "CC mode on, DevTools off"
+    for word in ("None", "True", "False"):
+        assert word not in reason.message and word not in (reason.found or "")
+
+
+def test_cc_mode_not_required_still_says_what_was_declared() -> None:
+    reason = _cc_reason(NvgpuPolicy(require_cc_mode=False), devtools=True)
+    assert reason.passed and reason.message == ("CC mode not required by policy "
+                                                "(CC mode on, DevTools on)")
+
+
+def test_rim_reasons_in_words() -> None:
+    reason = next(r for r in appraise_nvgpu(NvgpuPolicy(), _claims()).reasons
+                  if r.check == "rim")
+    assert (reason.expected, reason.found) == ("measurements match the RIMs",
+                                               "measurements match the RIMs")
+    mismatch = {"matched": False, "mismatched": [9], "missing": []}
+    reason = next(r for r in appraise_nvgpu(NvgpuPolicy(), _claims(measurements=mismatch))
+                  .reasons if r.check == "rim")
+    assert reason.found == "measurements differ from the RIMs"
+    relaxed = NvgpuPolicy(require_rim_match=False)
+    messages = [next(r.message for r in appraise_nvgpu(relaxed, _claims(measurements=m)).reasons
+                     if r.check == "rim") for m in (RIM_OK, mismatch)]
+    assert messages == ["RIM match not required by policy (compared: the measurements match)",
+                        "RIM match not required by policy (compared: the measurements differ)"]
+
+
 def test_several_gpus() -> None:
     first = {k: v for k, v in _claims().items() if k not in ("cc_mode", "devtools")}
     second = {**first, "arch": "BLACKWELL", "driver_version": "570.86.10"}

@@ -5,8 +5,8 @@ proved it), 96 for an architecture the policy does not accept; executables 2/96 
 RIM comparison of the measurements (and 96 when the policy requires one and none was
 made); configuration 2/96 for driver and VBIOS versions, protected PCIe and revocation;
 runtime-opaque 2 in CC mode, 96 in DevTools mode or with CC off when the policy requires
-CC, 32 (warning) when the evidence does not say (the CC state is reported by the attester,
-not signed by the GPU).
+CC, 32 (warning) when the evidence does not say. The CC state is declared by the attester
+(read from NVML, claim `cc_state`), not signed by the GPU: the reasons say so.
 
 Multi-GPU claims (`gpus`) are appraised GPU by GPU; each rule's check is then prefixed
 `gpu<n>:` and the system-wide CC state applies to every GPU.
@@ -27,7 +27,7 @@ from .base import Appraisal, StrictModel
 Architecture = Literal["HOPPER", "BLACKWELL"]
 _DRIVER = re.compile(r"\A\d{1,4}(\.\d{1,4}){0,3}\Z")
 _VBIOS = re.compile(r"\A[0-9A-Fa-f]{2}(\.[0-9A-Fa-f]{2}){4}\Z")
-_SYSTEM_CLAIMS = ("cc_mode", "devtools", "cc_environment")
+_SYSTEM_CLAIMS = ("cc_mode", "devtools", "cc_environment", "cc_state")
 
 
 def _driver(value: str) -> str:
@@ -164,7 +164,8 @@ def _rim(appraisal: Appraisal, section: NvgpuPolicy, claims: Mapping[str, Any],
     matched = measurements.get("matched")
     if not section.require_rim_match:
         appraisal.rule(prefix + "rim", True, "RIM match not required by policy" + (
-            "" if matched is None else f" (compared: matched {matched})"),
+            "" if matched is None else " (compared: the measurements "
+            + ("match)" if matched is True else "differ)")),
             claim=TrustClaim.EXECUTABLES, ok=2, fail=96, expected="any", found=matched)
         return
     if matched is None:
@@ -181,7 +182,9 @@ def _rim(appraisal: Appraisal, section: NvgpuPolicy, claims: Mapping[str, Any],
                     + (f", missing {measurements['missing']}" if measurements.get("missing")
                        else ""))
     appraisal.rule(prefix + "rim", passed, message, claim=TrustClaim.EXECUTABLES, ok=2, fail=96,
-                   expected="matched true", found=f"matched {matched}")
+                   expected="measurements match the RIMs",
+                   found="measurements match the RIMs" if matched is True
+                   else "measurements differ from the RIMs")
 
 
 def _rim_version_mismatch(measurements: Mapping[str, Any]) -> list[str]:
@@ -225,27 +228,36 @@ def _ppcie(appraisal: Appraisal, section: NvgpuPolicy, claims: Mapping[str, Any]
                    claim=TrustClaim.CONFIGURATION, ok=2, fail=96, expected=True, found=enabled)
 
 
+def _cc_words(mode: Any, devtools: Any) -> str:
+    if mode is None:
+        return "CC mode not reported"
+    state = {True: "on", False: "off"}.get(devtools, "not reported")
+    return f"CC mode {mode}, DevTools {state}"
+
+
 def _cc_mode(appraisal: Appraisal, section: NvgpuPolicy, claims: Mapping[str, Any],
              prefix: str) -> None:
     mode, devtools = claims.get("cc_mode"), claims.get("devtools")
     check, claim = prefix + "cc_mode", TrustClaim.RUNTIME_OPAQUE
-    found = "absent" if mode is None else f"cc_mode {mode}, devtools {devtools}"
-    production = mode == "on" and devtools is False
-    if production:
-        appraisal.rule(check, True, "CC mode on, DevTools off (reported by the attester)",
-                       claim=claim, ok=2, fail=96, expected="cc_mode on, devtools off",
-                       found=found)
+    found, expected = _cc_words(mode, devtools), "CC mode on, DevTools off"
+    if mode == "on" and devtools is False:
+        appraisal.rule(check, True, "CC mode on, DevTools off, as the attester declared it "
+                       "(read from NVML; the GPU does not sign it)", claim=claim, ok=2,
+                       fail=96, expected=expected, found=found)
     elif not section.require_cc_mode:
-        appraisal.rule(check, True, "CC mode not required by policy", claim=claim, ok=2,
-                       fail=96, expected="any", found=found)
+        appraisal.rule(check, True, f"CC mode not required by policy ({found})", claim=claim,
+                       ok=2, fail=96, expected="any", found=found)
     elif mode is None:
-        appraisal.note(check, "CC state not reported with the evidence: a signed report "
-                       "means CC or DevTools mode, which one is unknown", claim=claim,
-                       value=32, expected="cc_mode on, devtools off", found=found)
-    else:
+        appraisal.note(check, "CC mode not reported: the evidence carries no CC state from "
+                       "the attester, and a signed report shows CC or DevTools mode, not which",
+                       claim=claim, value=32, expected=expected, found=found)
+    elif devtools is True:
         appraisal.rule(check, False, "DevTools mode: the GPU can be debugged, its memory is "
-                       "not confidential" if devtools else f"CC mode is {mode}", claim=claim,
-                       ok=2, fail=96, expected="cc_mode on, devtools off", found=found)
+                       "not confidential", claim=claim, ok=2, fail=96, expected=expected,
+                       found=found)
+    else:
+        appraisal.rule(check, False, f"{found}: not the confidential mode the policy requires",
+                       claim=claim, ok=2, fail=96, expected=expected, found=found)
 
 
 def appraise_nras(section: NvgpuPolicy | None, claims: Mapping[str, Any]) -> Appraisal:

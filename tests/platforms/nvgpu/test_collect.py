@@ -3,6 +3,7 @@ is PlatformUnavailable saying what is missing; CC mode off is said at once."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import importlib
 from pathlib import Path
@@ -10,11 +11,17 @@ from pathlib import Path
 import pytest
 
 from ccattest.errors import ConfigError, PlatformUnavailable
+from ccattest.evidence import Evidence
 from ccattest.platforms.nvgpu import CC_STATE_LOG_TYPE
 from ccattest.platforms.nvgpu.abi import is_evidence_list
-from ccattest.platforms.nvgpu.collect import NvgpuAttester, error_name, load_nvml
+from ccattest.platforms.nvgpu.collect import (
+    NvgpuAttester,
+    declared_evidence,
+    error_name,
+    load_nvml,
+)
 from ccattest.platforms.nvgpu.verify import NvgpuVerifier
-from ccattest.testing.nvgpu import FakeGpu, FakeNvml, NvgpuFixture
+from ccattest.testing.nvgpu import FakeGpu, FakeNvml, NvgpuFixture, multi_evidence
 
 from .conftest import LGV_SAMPLES, manifest_facts, read
 
@@ -155,3 +162,58 @@ def test_real_nvml_without_a_driver() -> None:
         pytest.skip("an NVIDIA driver is present")
     with pytest.raises(PlatformUnavailable, match="NVML cannot start"):
         NvgpuAttester().collect(bytes(32))
+
+
+# --- evidence from a report taken elsewhere, with the CC state the attester declares ----------
+
+def test_declared_evidence_envelope_shape(hopper: NvgpuFixture) -> None:
+    nonce = bytes(range(32))
+    raw = hopper.sign(hopper.report(nonce))
+    evidence = declared_evidence(raw, hopper.chain(), attester="site-1", cc_state={
+        "cc_mode": "on", "devtools": "off", "environment": "prod"})
+    body = evidence.to_dict()
+    assert set(body) == {"format", "platform", "report", "endorsements", "attester", "log"}
+    assert (body["format"], body["platform"]) == ("ccattest-evidence/1", "nvgpu")
+    assert base64.b64decode(body["report"]) == raw
+    assert base64.b64decode(body["endorsements"]["cert_chain"]) == hopper.chain()
+    assert body["log"] == [{"type": "nvgpu/cc-state", "cc_mode": "on", "devtools": "off",
+                            "environment": "prod"}]
+    claims = hopper.verifier().verify(Evidence.from_json(evidence.to_json()),
+                                      report_data=nonce, at=hopper.now).claims
+    assert (claims["cc_mode"], claims["devtools"], claims["cc_environment"]) == (
+        "on", False, "prod")
+    assert claims["cc_state"] == "attester-declared (NVML), unsigned"
+    bare = declared_evidence(raw, hopper.chain())
+    assert bare.log == () and "log" not in bare.to_dict()
+    assert hopper.verifier().verify(bare, report_data=nonce, at=hopper.now).claims[
+        "cc_state"] == "not reported"
+
+
+def test_declared_evidence_for_several_gpus(hopper: NvgpuFixture) -> None:
+    nonce = bytes(range(32))
+    listed = multi_evidence([hopper], nonce).report
+    evidence = declared_evidence(listed, cc_state={"cc_mode": "on", "devtools": "on"})
+    assert evidence.endorsements == {} and evidence.log[0]["environment"] == "unknown"
+    claims = hopper.verifier().verify(evidence, report_data=nonce, at=hopper.now).claims
+    assert claims["devtools"] is True and claims["gpu_count"] == 1
+
+
+@pytest.mark.parametrize(("chain", "state", "message"), [
+    (None, None, "needs its certificate chain"),
+    (b"chain", {"cc_mode": "yes", "devtools": "off"}, "cc_mode must be on or off"),
+    (b"chain", {"cc_mode": "on"}, "devtools must be on or off"),
+    (b"chain", {"cc_mode": "on", "devtools": "off", "environment": ""}, "must be a name"),
+    (b"chain", {"cc_mode": "on", "devtools": "off", "ready": "yes"}, "unknown keys"),
+])
+def test_declared_evidence_refuses_what_the_verifier_would(
+        hopper: NvgpuFixture, chain: bytes | None, state: dict[str, str] | None,
+        message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        declared_evidence(hopper.sign(hopper.report(bytes(32))), chain, cc_state=state)
+
+
+def test_an_evidence_list_carries_its_own_chains(hopper: NvgpuFixture) -> None:
+    listed = multi_evidence([hopper], bytes(32)).report
+    with pytest.raises(ConfigError, match="carries its own") as caught:
+        declared_evidence(listed, hopper.chain())
+    assert caught.value.found == "a chain with an evidence list"

@@ -9,6 +9,7 @@ trustee, confidentsecurity/go-nvtrust (Apache-2.0).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,8 +17,14 @@ import pytest
 
 from ccattest.errors import MalformedEvidence, VerificationFailed
 from ccattest.evidence import Evidence
+from ccattest.pipeline import verify_and_appraise
+from ccattest.platforms.nvgpu.collect import declared_evidence
+from ccattest.platforms.nvgpu.rimcheck import RimCheck
 from ccattest.platforms.nvgpu.verify import NvgpuVerifier
+from ccattest.policy.load import parse_policy
 from ccattest.policy.nvgpu import NvgpuPolicy, appraise_nvgpu
+from ccattest.policy.templates import starter_policy
+from ccattest.result import AttestationResult, Tier
 
 from .conftest import SAMPLES, SDK, SERIALIZED, TRUSTEE, manifest_facts, read
 
@@ -209,3 +216,56 @@ def test_full_positive_with_nvidias_test_rims(vectors: Path) -> None:
     assert measurements["matched"] is True and measurements["skipped"] == [35]
     appraisal = appraise_nvgpu(NvgpuPolicy(require_cc_mode=False), verified.claims)
     assert appraisal.vector.status.value == "affirming"
+
+
+# --- a real GPU under the starter policy: the declared CC state decides ---------------------------
+
+def _pinned(vectors: Path, relative: str) -> datetime:
+    """The time MANIFEST pins a RIM's verification at ("at pinned 2023-07-12 06:10:12")."""
+    row = next(line for line in (vectors / "MANIFEST.md").read_text(encoding="utf-8")
+               .splitlines() if line.startswith(f"| {relative} |"))
+    stamp = re.search(r"pinned (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", row)
+    assert stamp is not None, row
+    return datetime.fromisoformat(stamp.group(1)).replace(tzinfo=UTC)
+
+
+def _starter_verdict(vectors: Path, cc_state: dict[str, str] | None) -> AttestationResult:
+    """NVIDIA's 2023 sample (report, chain, its two test RIMs) in an envelope, as `ccattest
+    verify` reads it, judged by the policy `ccattest policy init nvgpu` writes."""
+    driver = LGV + "Driver_RIM_test_no_gpu.swidtag"
+    rims = [read(vectors, driver), read(vectors, LGV + "1010_0200_882_96005E0001_test_no_gpu"
+                                                        ".swidtag")]
+    report = LGV_2023 + "attestationReport.txt"
+    evidence = declared_evidence(read(vectors, report),
+                                 read(vectors, LGV_2023 + "gpuAkCertChain.txt"),
+                                 cc_state=cc_state)
+    envelope = Evidence.from_json(evidence.to_json())
+    policy = parse_policy(starter_policy(["nvgpu"], []))
+    return verify_and_appraise(envelope, NvgpuVerifier(rim=RimCheck(rims)), policy,
+                               report_data=bytes.fromhex(manifest_facts(vectors, report).nonce),
+                               at=_pinned(vectors, driver))
+
+
+def test_real_gpu_with_declared_cc_state_is_affirming_under_the_starter_policy(
+        vectors: Path) -> None:
+    result = _starter_verdict(vectors, {"cc_mode": "on", "devtools": "off",
+                                        "environment": "prod"})
+    assert result.status is Tier.AFFIRMING, [r for r in result.reasons if not r.passed]
+    cc = next(reason for reason in result.reasons if reason.check == "cc_mode")
+    assert cc.passed and "as the attester declared it" in cc.message
+    assert cc.found == "CC mode on, DevTools off"
+
+
+def test_real_gpu_without_cc_state_only_warns_and_says_why(vectors: Path) -> None:
+    result = _starter_verdict(vectors, None)
+    assert result.status is Tier.WARNING
+    (cc,) = [reason for reason in result.reasons if not reason.passed]
+    assert cc.check == "cc_mode" and cc.found == "CC mode not reported"
+    assert cc.message.startswith("CC mode not reported: the evidence carries no CC state")
+
+
+def test_real_gpu_declared_in_devtools_mode_is_refused(vectors: Path) -> None:
+    result = _starter_verdict(vectors, {"cc_mode": "on", "devtools": "on"})
+    assert result.status is Tier.CONTRAINDICATED
+    (cc,) = [reason for reason in result.reasons if not reason.passed]
+    assert cc.found == "CC mode on, DevTools on" and cc.message.startswith("DevTools mode")

@@ -22,6 +22,7 @@ from ccattest.evidence import Evidence
 from ccattest.platforms.nvgpu import CC_STATE_LOG_TYPE, abi
 from ccattest.platforms.nvgpu.abi import GpuEvidence, dump_evidence_list
 from ccattest.platforms.nvgpu.verify import NvgpuVerifier, local_cc_state
+from ccattest.result import Reason
 from ccattest.testing.cases import BrokenCase
 from ccattest.testing.nvgpu import (
     NvgpuFixture,
@@ -34,7 +35,7 @@ from ccattest.testing.nvgpu import (
 CLAIMS = {"arch", "nonce", "driver_version", "vbios_version", "fwid", "chip_sku",
           "chip_sku_mod", "project", "project_sku", "project_sku_mod", "measurements",
           "nvdec0_enabled", "feature_flag", "ppcie", "opaque_data_version", "revocation",
-          "cert_chain", "board_id"}
+          "cert_chain", "board_id", "cc_state"}
 CC_ON = {"cc_mode": "on", "devtools": "off", "environment": "prod"}
 
 
@@ -63,7 +64,9 @@ def test_hopper_claims(hopper: NvgpuFixture) -> None:
     assert subjects[0].startswith("O=NVIDIA Corporation,CN=GH100 A01 GSP FMC LF")
     assert len(subjects) == 5 and "Test Device Identity CA" in subjects[-1]
     assert [reason.check for reason in verified.checks] == [
-        "chain", "arch", "fwid", "signature", "binding", "revocation"]
+        "chain", "arch", "fwid", "signature", "binding", "revocation", "cc_state"]
+    assert claims["cc_state"] == "not reported" and "cc_mode" not in claims
+    assert verified.checks[-1].message.startswith("CC mode not reported: the evidence carries")
     assert all(reason.passed for reason in verified.checks)
     assert verified.collateral["root"]["source"] == "configured"
     assert "equals the pinned one" in verified.collateral["device_chain"]["supplied_root"]
@@ -75,6 +78,9 @@ def test_blackwell_claims(blackwell: NvgpuFixture) -> None:
     assert verified.claims["arch"] == "BLACKWELL" and verified.claims["chip_info"] == "GB100"
     assert verified.claims["cc_mode"] == "on" and verified.claims["devtools"] is False
     assert verified.claims["cc_environment"] == "prod"
+    assert verified.claims["cc_state"] == "attester-declared (NVML), unsigned"
+    assert verified.checks[-1] == Reason("cc_state", True, "CC mode on, DevTools off, as the "
+                                         "attester declared it from NVML (not signed by the GPU)")
     assert "Blackwell FWID" in verified.checks[2].message
 
 
@@ -162,9 +168,11 @@ def test_chain_roots(hopper: NvgpuFixture) -> None:
 
 def test_cc_state_from_the_log() -> None:
     entry = {"type": CC_STATE_LOG_TYPE, **CC_ON}
-    assert local_cc_state(()) == {}
+    assert local_cc_state(()) == {"cc_state": "not reported"}
+    assert local_cc_state(({"type": "other"},)) == {"cc_state": "not reported"}
     assert local_cc_state(({"type": "other"}, entry)) == {
-        "cc_mode": "on", "devtools": False, "cc_environment": "prod"}
+        "cc_mode": "on", "devtools": False, "cc_environment": "prod",
+        "cc_state": "attester-declared (NVML), unsigned"}
     devtools = {"type": CC_STATE_LOG_TYPE, "cc_mode": "on", "devtools": "on"}
     assert local_cc_state((devtools,))["devtools"] is True
     assert local_cc_state((devtools,))["cc_environment"] == "unknown"
@@ -201,7 +209,7 @@ def test_ocsp_good_skips_the_leaf(hopper: NvgpuFixture) -> None:
         hopper.identity.subject.rfc4514_string()]
     assert ocsp.asked[-1][1] == hopper.root.subject.rfc4514_string()
     assert [item["status"] for item in verified.collateral["ocsp"]] == ["good"] * 3
-    assert "OCSP" in verified.checks[-1].message
+    assert "OCSP" in verified.checks[-2].message
 
 
 @pytest.mark.parametrize(("answers", "state"), [
@@ -244,8 +252,10 @@ def test_multi_gpu(hopper: NvgpuFixture) -> None:
     assert claims["gpu_count"] == 2 and claims["nonce"] == nonce.hex()
     assert [gpu["arch"] for gpu in claims["gpus"]] == ["HOPPER", "BLACKWELL"]
     assert claims["cc_mode"] == "on" and "cc_mode" not in claims["gpus"][0]
-    assert verified.checks[0].check == "gpu0:chain" and verified.checks[-1].check == \
+    assert verified.checks[0].check == "gpu0:chain" and verified.checks[-2].check == \
         "gpu1:revocation"
+    assert verified.checks[-1].check == "cc_state" and "DevTools off" in verified.checks[-1].message
+    assert claims["cc_state"] == "attester-declared (NVML), unsigned"
     assert len(verified.collateral["gpus"]) == 2
 
 
@@ -316,8 +326,18 @@ def test_rim_comparison_hook(hopper: NvgpuFixture) -> None:
     verified = _verify(hopper, evidence, nonce, rim=compare)
     assert verified.claims["measurements"]["matched"] is True
     assert verified.claims["measurements"]["count"] == 8
-    assert verified.checks[-1].check == "rim" and "matched True" in verified.checks[-1].message
+    rim_check = verified.checks[-2]
+    assert rim_check.check == "rim" and rim_check.message.endswith("reference values: they match")
     assert seen == [(hopper.report(nonce).measurements()[1], "550.90.07")]
     with pytest.raises(VerificationFailed):
         _verify(hopper, evidence, bytes(32), rim=compare)
     assert len(seen) == 1  # never for evidence that did not verify
+
+
+@pytest.mark.parametrize(("verdict", "words"), [
+    ({"matched": False}, "they differ"), ({}, "no verdict")])
+def test_rim_check_in_words(hopper: NvgpuFixture, verdict: dict[str, Any], words: str) -> None:
+    evidence, nonce = hopper.evidence()
+    verified = _verify(hopper, evidence, nonce, rim=lambda report, claims, at: verdict)
+    assert verified.checks[-2].message == (
+        f"measurements compared with the reference values: {words}")

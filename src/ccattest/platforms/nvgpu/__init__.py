@@ -12,10 +12,14 @@ Evidence shape (what the attester writes, what the verifier reads):
   `{arch, certificate, evidence, nonce}` (base64 chain, base64 report, hex nonce);
 - either way, an attester that read the CC state from NVML adds one `log` entry
   `{"type": "nvgpu/cc-state", "cc_mode": "on"|"off", "devtools": "on"|"off",
-  "environment": ...}`. It is unsigned side data: the report itself does not say whether
-  DevTools mode is on, so the claims `cc_mode`/`devtools` are only as good as the host.
+  "environment": "prod"|"sim"|"unavailable"|"unknown"}` (collect.cc_state_entry). It is
+  unsigned side data: the report itself does not say whether DevTools mode is on, so the
+  claims `cc_mode`/`devtools` are only as good as the host, and the claim `cc_state` says
+  so ("attester-declared (NVML), unsigned", or "not reported" when the log has no entry).
 """
 
 PLATFORM = "nvgpu"
 ARCHITECTURES = ("HOPPER", "BLACKWELL")
 CC_STATE_LOG_TYPE = "nvgpu/cc-state"
+CC_STATE_DECLARED = "attester-declared (NVML), unsigned"
+CC_STATE_NOT_REPORTED = "not reported"

@@ -10,24 +10,28 @@ One GPU: `report` is its NVML report and `endorsements["cert_chain"]` its PEM ch
 GPUs: `report` is NVIDIA's serialized evidence JSON (abi.dump_evidence_list), every GPU
 answering the same nonce; the verifier accepts both. Either way `log` carries the CC state
 NVML reported (see the package docstring): unsigned, and said to be so in the claims.
+
+`declared_evidence` builds the same evidence from a report and chain taken elsewhere (NVIDIA's
+tools, a saved run) and the CC state the operator read on that machine.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, PlatformUnavailable
 from ...evidence import Evidence
 from . import CC_STATE_LOG_TYPE, PLATFORM
-from .abi import NONCE_SIZE, GpuEvidence, dump_evidence_list, parse_report
+from .abi import NONCE_SIZE, GpuEvidence, dump_evidence_list, is_evidence_list, parse_report
 
 NVML_ARCH = {9: "HOPPER", 10: "BLACKWELL"}  # nvmlDeviceGetArchitecture
 ENVIRONMENTS = {0: "unavailable", 1: "sim", 2: "prod"}
 _UNSUPPORTED = ("NVML_ERROR_NOT_SUPPORTED", "NVML_ERROR_FUNCTION_NOT_FOUND")
 _NO_LIBRARY = ("NVML_ERROR_LIBRARY_NOT_FOUND", "NVML_ERROR_DRIVER_NOT_LOADED")
+_ON_OFF = ("on", "off")
 _CC_HINT = ("enable CC mode on the GPU (NVIDIA's gpu-admin-tools, --set-cc-mode=on) and run "
             "inside a confidential VM")
 
@@ -68,11 +72,50 @@ class NvgpuAttester:
             items = [_gpu_evidence(nvml, index, bytes(report_data)) for index in indices]
         if not items:
             raise PlatformUnavailable("no GPU selected", found=f"gpus={self.gpus}")
-        log = ({"type": CC_STATE_LOG_TYPE, **state},)
+        log = (cc_state_entry(**state),)
         if len(items) == 1:
             return Evidence(PLATFORM, items[0].evidence, {"cert_chain": items[0].certificate},
                             log=log)
         return Evidence(PLATFORM, dump_evidence_list(items), {}, log=log)
+
+
+def cc_state_entry(*, cc_mode: str, devtools: str, environment: str = "unknown"
+                   ) -> Mapping[str, str]:
+    """The evidence log entry that carries the CC state an attester read from NVML."""
+    for name, value in (("cc_mode", cc_mode), ("devtools", devtools)):
+        if value not in _ON_OFF:
+            raise ConfigError(f"GPU {name} must be on or off", expected="on or off",
+                              found=value)
+    if not isinstance(environment, str) or not environment:
+        raise ConfigError("GPU CC environment must be a name",
+                          expected="prod, sim, unavailable or unknown", found=environment)
+    return {"type": CC_STATE_LOG_TYPE, "cc_mode": cc_mode, "devtools": devtools,
+            "environment": environment}
+
+
+def declared_evidence(report: bytes, cert_chain: bytes | None = None, *,
+                      cc_state: Mapping[str, str] | None = None,
+                      attester: str | None = None) -> Evidence:
+    """nvgpu evidence from a report taken elsewhere: one GPU's NVML report (raw or hex) with
+    its PEM chain, or NVIDIA's serialized multi-GPU JSON (no chain: each entry has its own),
+    plus the CC state the attester declares ({"cc_mode", "devtools", "environment"}), which
+    the verifier passes on as unsigned. Without cc_state the claims say "not reported"."""
+    if is_evidence_list(report) != (cert_chain is None):
+        raise ConfigError("a single GPU report needs its certificate chain; a multi-GPU "
+                          "evidence list carries its own", found="a chain with an evidence list"
+                          if cert_chain is not None else "a report without its chain")
+    log = () if cc_state is None else (_declared_state(cc_state),)
+    endorsements = {} if cert_chain is None else {"cert_chain": bytes(cert_chain)}
+    return Evidence(PLATFORM, bytes(report), endorsements, attester=attester, log=log)
+
+
+def _declared_state(state: Mapping[str, str]) -> Mapping[str, str]:
+    unknown = sorted(set(state) - {"cc_mode", "devtools", "environment"})
+    if unknown:
+        raise ConfigError("unknown keys in the declared GPU CC state",
+                          expected="cc_mode, devtools, environment", found=", ".join(unknown))
+    return cc_state_entry(cc_mode=state.get("cc_mode", ""), devtools=state.get("devtools", ""),
+                          environment=state.get("environment", "unknown"))
 
 
 @contextmanager

@@ -4,6 +4,21 @@ report signature, nonce, and (through a caller's OCSP checker) revocation.
 Returns claims, never judges them: which architectures, driver and VBIOS versions and
 measurements are acceptable is the policy's business (policy/nvgpu.py). A RIM comparison
 (rim.py), given as `rim=`, adds its verdict to `measurements` for evidence that verified.
+
+What a GPU report proves, and what it does not. A report that verifies proves that a genuine
+NVIDIA Hopper or Blackwell GPU (its device key certified up to the NVIDIA Device Identity CA,
+which ccattest pins) signed these measurements in answer to our nonce, so just now; compared
+with NVIDIA's signed driver and VBIOS RIMs, it proves the GPU runs the firmware NVIDIA
+published for the versions it reports. As the driver gives no report with CC mode off, a
+signed report also means CC mode or DevTools mode, but not which: nothing the GPU signs says
+whether DevTools mode (debugging and profiling; GPU memory not confidential) is on. So the
+attester reads the CC and DevTools state from NVML and sends it beside the report (an
+evidence log entry); the verifier passes it on as the claims `cc_mode`, `devtools` and
+`cc_environment`, with `cc_state` = "attester-declared (NVML), unsigned": it is only as
+trustworthy as the host that collected it. Without that entry, `cc_state` is "not reported"
+and a policy requiring CC mode can only warn. A report does not show either which CPU TEE
+the GPU serves (binding both to one challenge does, see evidence.bind) nor, without an OCSP
+check, that no device certificate was revoked.
 """
 
 from __future__ import annotations
@@ -26,7 +41,13 @@ from ...evidence import Evidence
 from ...result import Reason
 from ...timeutil import require_aware
 from ..base import VerifiedClaims
-from . import ARCHITECTURES, CC_STATE_LOG_TYPE, PLATFORM
+from . import (
+    ARCHITECTURES,
+    CC_STATE_DECLARED,
+    CC_STATE_LOG_TYPE,
+    CC_STATE_NOT_REPORTED,
+    PLATFORM,
+)
 from .abi import (
     NONCE_SIZE,
     SIGNATURE_SIZE,
@@ -205,7 +226,8 @@ class NvgpuVerifier:
                                         hint="pass the chain NVML returned with --certs")
         outcome = self._verify_one(evidence.report, bytes(chain), bytes(report_data), at)
         return VerifiedClaims(platform=PLATFORM, claims={**outcome.claims, **state},
-                              checks=outcome.checks, collateral=outcome.collateral)
+                              checks=(*outcome.checks, _cc_state_check(state)),
+                              collateral=outcome.collateral)
 
     # --- one GPU ----------------------------------------------------------------------------
 
@@ -231,8 +253,10 @@ class NvgpuVerifier:
         checks = _checks(chain, fwid_note, revocation)
         if self.rim is not None:  # only for evidence that verified: RIMs cost fetches
             claims["measurements"] = {**claims["measurements"], **self.rim(parsed, claims, at)}
+            verdict = {True: "they match", False: "they differ"}.get(
+                claims["measurements"].get("matched"), "no verdict")
             checks += (Reason("rim", True, "measurements compared with the reference values: "
-                              f"matched {claims['measurements'].get('matched')}"),)
+                              + verdict),)
         return _Outcome(claims=claims, checks=checks,
                         collateral=self._collateral(chain, statuses))
 
@@ -308,6 +332,7 @@ class NvgpuVerifier:
                                   found=error.found, hint=error.hint) from None
         checks = tuple(Reason(f"gpu{number}:{reason.check}", reason.passed, reason.message)
                        for number, outcome in enumerate(outcomes) for reason in outcome.checks)
+        checks += (_cc_state_check(state),)
         claims = {"gpu_count": len(outcomes), "nonce": nonce.hex(),
                   "gpus": [outcome.claims for outcome in outcomes], **state}
         return VerifiedClaims(platform=PLATFORM, claims=claims, checks=checks,
@@ -392,10 +417,11 @@ def _check_signature(raw: bytes, report: GpuReport, chain: _DeviceChain) -> None
 
 
 def local_cc_state(log: Sequence[Mapping[str, str]]) -> dict[str, Any]:
-    """The CC state an attester read from NVML (unsigned side data), as claims."""
+    """The CC state an attester read from NVML (unsigned side data), as claims; `cc_state`
+    says where it came from, or that the evidence carries none."""
     entries = [entry for entry in log if entry.get("type") == CC_STATE_LOG_TYPE]
     if not entries:
-        return {}
+        return {"cc_state": CC_STATE_NOT_REPORTED}
     if len(entries) > 1:
         raise MalformedEvidence("evidence log holds more than one GPU CC state")
     entry = entries[0]
@@ -404,7 +430,17 @@ def local_cc_state(log: Sequence[Mapping[str, str]]) -> dict[str, Any]:
         raise MalformedEvidence("GPU CC state in the evidence log is not on/off",
                                 found=flags)
     return {"cc_mode": flags["cc_mode"], "devtools": flags["devtools"] == "on",
-            "cc_environment": entry.get("environment", "unknown")}
+            "cc_environment": entry.get("environment", "unknown"),
+            "cc_state": CC_STATE_DECLARED}
+
+
+def _cc_state_check(state: Mapping[str, Any]) -> Reason:
+    if state["cc_state"] == CC_STATE_NOT_REPORTED:
+        return Reason("cc_state", True, "CC mode not reported: the evidence carries no CC "
+                      "state, and the signed report shows CC or DevTools mode, not which")
+    devtools = "on" if state["devtools"] else "off"
+    return Reason("cc_state", True, f"CC mode {state['cc_mode']}, DevTools {devtools}, as the "
+                  "attester declared it from NVML (not signed by the GPU)")
 
 
 # --- output ------------------------------------------------------------------------------------
