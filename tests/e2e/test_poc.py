@@ -178,11 +178,14 @@ def test_demo_command_runs_and_cleans_up(tmp_path):
 
     proc = subprocess.run([sys.executable, "-m", "ccattest", "demo", "--work-dir", "demo"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "COLUMNS": "160"}, check=False)
+                          env={**os.environ, "COLUMNS": "80"}, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = " ".join(proc.stdout.split())
     assert "FINISHED:COMPLETED" in text
-    assert "site-2 excluded" in text and "keep running: True" in text
+    assert "site-2 excluded" in text and "the server and site-1 keep running" in text
+    assert "True" not in text and text.count("contraindicated: the verifier found") == 1
+    tail = proc.stdout[proc.stdout.index("logs:"):].splitlines()
+    assert tail[1].strip() == str(tmp_path / "demo" / "logs")  # a path, whole on its line
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "demo")], capture_output=True,
                                text=True, check=False)
     assert not leftovers.stdout.strip(), "demo left NVFlare processes behind"

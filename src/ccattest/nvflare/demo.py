@@ -7,6 +7,7 @@ site-2's workload and shows the configured action, then stops everything it star
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..render import CONTRAINDICATED_NOTE
 from .poc import PocFederation, write_numpy_job
 
 STYLE = {"affirming": "green", "warning": "yellow", "contraindicated": "bold red",
@@ -67,7 +69,8 @@ def event_log(federation: PocFederation, limit: int = 8) -> Table:
         events += [(e["at"], site, e) for e in federation.status(site).get("events", [])
                    if e.get("event") != "alert" or "acting after" not in e.get("detail", "")]
     for at, site, event in sorted(events, key=lambda item: item[0])[-limit:]:
-        table.add_row(at[11:19], site, event["event"], event["site"], event["detail"][:90])
+        detail = textwrap.shorten(event["detail"], 90, placeholder=" …")  # whole words only
+        table.add_row(at[11:19], site, event["event"], event["site"], detail)
     return table
 
 
@@ -118,13 +121,19 @@ def run_federation_demo(work_dir: Path, console: Console) -> bool:
         console.print()
         console.print(f"job on the attested federation: {job_status}")
         reason = federation.status("server")["excluded"]["site-2"]
+        running = federation.alive("server") and federation.alive("site-1")
         console.print(f"[bold]action exclude_site[/bold]: site-2 excluded ({reason}); "
-                      f"server and site-1 keep running: "
-                      f"{federation.alive('server') and federation.alive('site-1')}")
+                      + ("the server and site-1 keep running" if running
+                         else "the server or site-1 stopped"))
+        console.print(CONTRAINDICATED_NOTE)
         ok = job_status == "FINISHED:COMPLETED"
     finally:
         with console.status("stopping every process the demo started..."):
             federation.stop()
-        console.print(f"logs: {federation.workspace / 'logs'}; site status files: "
-                      f"{federation.prod}/<site>/local/cc/status.json")
+        # Paths on lines of their own, never broken, so they can be copied.
+        console.print("logs:", soft_wrap=True)
+        console.print(f"  {federation.workspace / 'logs'}", soft_wrap=True)
+        console.print("each site's status (or: ccattest status --poc "
+                      f"{federation.prod}):", soft_wrap=True)
+        console.print(f"  {federation.prod}/<site>/local/cc/status.json", soft_wrap=True)
     return ok
