@@ -268,3 +268,34 @@ def test_policy_init_measurement_goes_where_it_is_documented(tmp_path):
     text = cli("policy", "init", "--platform", "SNP", "--platform", "nvgpu", "--measurement",
                "AB" * 48, cwd=tmp_path).stdout
     assert f"measurements: [{'ab' * 48}]" in text and "nvgpu:" in text
+
+
+# --- speed a person feels -----------------------------------------------------------------------
+
+@pytest.mark.vectors
+def test_no_http_client_when_the_collateral_is_given(vectors, tmp_path):
+    """With --certs, a collateral file or --rim files nothing is fetched, so the HTTP client
+    is never created: httpx is not even imported (python -X importtime lists every import)."""
+    from ccattest.platforms.tdx.abi import parse_quote
+
+    quote = vectors / TDX_DIR / "tdx_quote"
+    (tmp_path / "any.yaml").write_text("snp:\n  allow: true\ntdx:\n  allow: true\n"
+                                       "nvgpu:\n  allow: true\n  require_cc_mode: false\n")
+    commands = [
+        snp_args(vectors),
+        ("verify", str(quote), "--collateral", str(vectors / TDX_DIR / "tdx_quote_collateral.json"),
+         "--at", TDX_AT, "--report-data", parse_quote(quote.read_bytes()).body.report_data.hex()),
+        ("verify", str(vectors / GPU_DIR / "attestationReport.txt"), "--platform", "nvgpu",
+         "--certs", str(vectors / GPU_DIR / "gpuAkCertChain.txt"), "--nonce", GPU_NONCE,
+         "--at", "2023-07-15",
+         "--rim", str(vectors / GPU_RIMS / "Driver_RIM_test_no_gpu.swidtag"),
+         "--rim", str(vectors / GPU_RIMS / "1010_0200_882_96005E0001_test_no_gpu.swidtag")),
+    ]
+    for args in commands:
+        proc = cli(*args, "--policy", "any.yaml", cwd=tmp_path, check=None,
+                   env={"PYTHONPROFILEIMPORTTIME": "1"})
+        assert proc.returncode in (0, 3), proc.stdout + proc.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert "ccattest.cli.verify" in imported  # the profile did list the imports
+        assert not {name for name in imported if name.split(".")[0] == "httpx"}, args[1]

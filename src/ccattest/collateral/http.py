@@ -17,11 +17,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import httpx
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ..errors import CollateralUnavailable, ConfigError
 from ..timeutil import utcnow
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 MAX_DELAY = 60.0  # seconds: the longest wait between two tries, whatever Retry-After says
@@ -33,15 +36,19 @@ class ServiceUnreachable(CollateralUnavailable):
 
 
 def check_service_url(value: str, what: str, example: str) -> str:
-    """An http(s) URL without a trailing slash; ConfigError naming `what` otherwise."""
+    """An http(s) URL without a trailing slash; ConfigError naming `what` otherwise. Parsed
+    with urllib, so that naming a service does not import the HTTP client."""
     try:
-        url = httpx.URL(value)
-    except (httpx.InvalidURL, TypeError) as exc:
+        if not isinstance(value, str) or any(ord(c) < 33 or ord(c) == 127 for c in value):
+            raise ValueError("control characters or spaces in the URL")
+        url = urlsplit(value)
+        host = url.hostname
+    except (ValueError, TypeError) as exc:
         raise ConfigError(f"{what} URL does not parse", found=str(exc)) from None
-    if url.scheme not in ("http", "https") or not url.host:
+    if url.scheme not in ("http", "https") or not host:
         raise ConfigError(f"{what} URL must be http(s)", expected=f"e.g. {example}",
                           found=value)
-    return str(value).rstrip("/")
+    return value.rstrip("/")
 
 
 def retry_after(value: str | None, now: datetime) -> float | None:
@@ -101,12 +108,31 @@ class ServiceHttp:
         self.retries, self.backoff = retries, backoff
         self.retry_unreachable = retry_unreachable
         self._sleep, self._now = sleep, now
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout), transport=transport,
-                                  follow_redirects=False,
-                                  headers={"User-Agent": "ccattest", **(headers or {})})
+        self._settings: dict[str, Any] = {
+            "timeout": timeout, "transport": transport,
+            "headers": {"User-Agent": "ccattest", **(headers or {})}}
+        self._client: httpx.Client | None = None
+
+    @property
+    def _http(self) -> httpx.Client:
+        """The HTTP client, made at the first request: a verifier whose collateral is all
+        given or cached never creates one (nor imports httpx)."""
+        if self._client is None:
+            import httpx
+
+            settings = self._settings
+            self._client = httpx.Client(timeout=httpx.Timeout(settings["timeout"]),
+                                        transport=settings["transport"],
+                                        follow_redirects=False, headers=settings["headers"])
+        return self._client
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
 
     def close(self) -> None:
-        self._http.close()
+        if self._client is not None:
+            self._client.close()
 
     def get(self, url: str) -> bytes:
         return self.fetch("GET", url).body
@@ -144,6 +170,8 @@ class ServiceHttp:
 
     def _try(self, method: str, url: str, body: bytes | None,
              headers: Mapping[str, str]) -> _Try:
+        import httpx
+
         try:
             with self._http.stream(method, url, content=body, headers=headers) as response:
                 return self._outcome(response)

@@ -31,9 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -46,6 +45,9 @@ from ...collateral.http import ServiceHttp, check_service_url
 from ...errors import CollateralUnavailable, ConfigError, MalformedEvidence, VerificationFailed
 from ...timeutil import require_aware, utcnow
 from .rimservice import IMPORT_HINT, MAX_RESPONSE_BYTES
+
+if TYPE_CHECKING:
+    import httpx  # annotations only: the HTTP client is imported when first used
 
 OCSP_URL = "http://ocsp.ndis.nvidia.com/"
 KIND = "nvgpu.ocsp"

@@ -55,7 +55,8 @@ class RimCheck:
         missing = [name for name, value in fields.items() if value is None]
         if missing:
             raise CollateralUnavailable("the report lacks what names its RIMs",
-                                        expected=", ".join(fields), found=f"missing {missing}")
+                                        expected=", ".join(fields),
+                                        found="missing " + ", ".join(missing))
         try:
             ids = rim_ids(**fields, arch=str(claims.get("arch", "hopper")).lower(),
                           chip_info=claims.get("chip_info"))

@@ -35,8 +35,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-import httpx
 from cryptography import x509
 
 from ...collateral.cache import CollateralCache, Key, Window, check_item, register_kind
@@ -44,6 +44,9 @@ from ...collateral.http import ServiceHttp, ServiceUnreachable, check_service_ur
 from ...errors import CollateralUnavailable, ConfigError, MalformedEvidence
 from ...timeutil import require_aware, utcnow
 from .rim import RimIds, check_rim_id, embedded_certificates, id_kind, parse_rim, verify_rim
+
+if TYPE_CHECKING:
+    import httpx  # annotations only: the HTTP client is imported when first used
 
 RIM_SERVICE_URL = "https://rim.attestation.nvidia.com"
 RIM_PATH = "/v1/rim/"

@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-import httpx
 from cryptography import x509
 
 from ...collateral.cache import CollateralCache, Key, Window, check_item, register_kind
@@ -32,6 +32,9 @@ from ...timeutil import require_aware, utcnow
 from . import PRODUCTS
 from .abi import SnpReport, tcb_layout
 from .certs import PARSE_ERRORS, amd_extensions, common_name, load_certificates
+
+if TYPE_CHECKING:
+    import httpx  # annotations only: the HTTP client is imported when first used
 
 KDS_URL = "https://kdsintf.amd.com"
 MAX_RESPONSE_BYTES = 1024 * 1024

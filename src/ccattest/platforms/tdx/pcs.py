@@ -54,10 +54,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
-import httpx
 from cryptography import x509
 
 from ...collateral.cache import (
@@ -74,6 +73,9 @@ from ...timeutil import require_aware, utcnow
 from ..snp.certs import PARSE_ERRORS, common_name
 from . import PCS_URL
 from .collateral import TdxCollateral
+
+if TYPE_CHECKING:
+    import httpx  # annotations only: the HTTP client is imported when first used
 
 ROOT_CA_CRL_URL = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
 TCB_PATH = "/tdx/certification/v4/tcb"
