@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -27,6 +28,7 @@ from ccattest.errors import (
     StaleEvidence,
     VerificationFailed,
 )
+from ccattest.jws import expiry as jws_expiry
 from ccattest.result import AttestationResult, Reason, TrustClaim, TrustVector
 from ccattest.tokens import (
     EAR_PROFILE,
@@ -780,3 +782,31 @@ def test_key_set_is_loaded_once_and_verifies_like_a_jwks() -> None:
         verify_token(token, other, at=LATER)
     with pytest.raises(ConfigError, match="JWKS holds no keys"):
         tokens.KeySet({"keys": []})
+
+
+# --- expiry bounded by the collateral a result rested on -----------------------------------
+
+
+def test_ear_exp_is_the_collateral_bound_of_the_result(key: SigningKey, software) -> None:
+    from ccattest.policy import Policy, SoftwarePolicy, appraise
+
+    evidence, report_data, _ = software.evidence()
+    verified = software.verifier().verify(evidence, report_data=report_data, at=software.now)
+    crl_end = software.now + timedelta(minutes=7)
+    verified = dataclasses.replace(verified, valid_until=crl_end,
+                                   valid_until_source="CRL nextUpdate")
+    result = appraise(Policy(software=SoftwarePolicy(allow=True)), verified, software.now)
+    assert result.expires_at == crl_end
+    claims = verify_token(sign_results([result], key, issued_at=software.now), jwks([key]),
+                          at=software.now)
+    assert claims["exp"] == int(crl_end.timestamp())
+    # nor may a caller stretch the token past it
+    with pytest.raises(ConfigError, match="outlive its results") as raised:
+        sign_results([result], key, issued_at=software.now, expires_at=crl_end + timedelta(1))
+    assert "CRL nextUpdate" in str(raised.value.expected)
+
+
+def test_token_expiry_for_valid_until() -> None:
+    assert jws_expiry({"exp": 1748779200}) == datetime(2025, 6, 1, 12, tzinfo=UTC)
+    for claims in ({}, {"exp": True}, {"exp": "soon"}, {"exp": 1e300}):
+        assert jws_expiry(claims) is None

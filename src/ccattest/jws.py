@@ -116,6 +116,19 @@ def check_token_times(claims: Mapping[str, Any], at: datetime, leeway: timedelta
                                 found=iso(value))
 
 
+def expiry(claims: Mapping[str, Any]) -> datetime | None:
+    """`exp` as an aware datetime, for VerifiedClaims.valid_until: a verdict on a token lasts
+    no longer than the token. None when absent, not a number or beyond datetime's range (a
+    date that far away bounds nothing; check_token_times has refused bad values already)."""
+    value = claims.get("exp")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
 def check_audience(claims: Mapping[str, Any], audience: str | None) -> None:
     """`aud` equal to, or (as a list) holding, `audience`; no check when it is None."""
     if audience is None:

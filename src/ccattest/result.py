@@ -158,7 +158,11 @@ class Reason:
 
 @dataclass(frozen=True)
 class AttestationResult:
-    """The verdict on one platform's evidence from one attester, under one policy."""
+    """The verdict on one platform's evidence from one attester, under one policy.
+
+    `expires_at` is the earlier of the policy's result lifetime and the end of validity of
+    the collateral the verdict rested on; `expiry_source` says which of them set it.
+    """
 
     platform: str
     trust_vector: TrustVector
@@ -170,6 +174,7 @@ class AttestationResult:
     attester: str | None = None
     policy_id: str | None = None
     collateral: Mapping[str, Any] = field(default_factory=dict)
+    expiry_source: str | None = None
 
     @property
     def status(self) -> Tier:
@@ -199,4 +204,5 @@ class AttestationResult:
             "policy_id": self.policy_id,
             "issued_at": self.issued_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),
+            "expiry_source": self.expiry_source,
         }

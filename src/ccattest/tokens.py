@@ -301,8 +301,9 @@ def sign_results(
 ) -> str:
     """One EAR token for all `results`, so a relying party sees the whole appraisal at once.
 
-    By default the token expires with the first of its results: it must not vouch for a
-    result past that result's own freshness.
+    The token expires with the first of its results (each already bounded by the collateral
+    it rested on), or earlier at `expires_at`: it must not vouch for a result past that
+    result's own freshness, so a later `expires_at` is refused.
     """
     if not results:
         raise ConfigError("no attestation results to sign", expected="at least one result")
@@ -327,9 +328,17 @@ def sign_results(
         submod["ccattest.reasons"] = [reason.to_dict() for reason in result.failures()]
         submods[result.platform] = submod
 
+    first = min(results, key=lambda result: result.expires_at)
     if expires_at is None:
-        expires_at = min(result.expires_at for result in results)
+        expires_at = first.expires_at
     require_aware(expires_at, "expires_at")
+    if expires_at > first.expires_at:
+        raise ConfigError(
+            "token would outlive its results",
+            expected=f"expiry at or before {first.expires_at.isoformat()} (the "
+            f"{first.platform} result's, set by {first.expiry_source or 'its appraisal'})",
+            found=expires_at.isoformat(),
+        )
     iat = math.floor(issued_at.timestamp())
     exp = math.floor(expires_at.timestamp())
     if exp <= iat:

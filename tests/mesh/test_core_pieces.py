@@ -1,6 +1,7 @@
 """Roster, trust book, gate, failure handler, scheduler, wire forms, agent edge cases."""
 
 import contextlib
+import dataclasses
 import threading
 import time
 from datetime import timedelta
@@ -156,3 +157,38 @@ def test_wire_parsers_raise_only_malformed(data):
     for parse in (Transcript.from_wire, evidence_from_wire):
         with contextlib.suppress(MalformedEvidence):
             parse(data)
+
+
+class _ShortLivedCollateral:
+    """Wraps a verifier: the same claims, resting on collateral that ends `left` after `at`."""
+
+    def __init__(self, inner, left):
+        self.inner, self.left, self.platform = inner, left, inner.platform
+
+    def verify(self, evidence, *, report_data, at):
+        verified = self.inner.verify(evidence, report_data=report_data, at=at)
+        return dataclasses.replace(verified, valid_until=at + self.left,
+                                   valid_until_source="test CRL nextUpdate")
+
+
+def test_peer_is_trusted_only_until_its_collateral_expires():
+    at = utcnow()
+    fed = SimulatedFederation.create(1)
+    try:
+        agent = fed.sites[SERVER].agent
+        agent.verifiers = {name: _ShortLivedCollateral(verifier, timedelta(minutes=10))
+                           for name, verifier in agent.verifiers.items()}
+        evidence = fed.sites["site-1"].agent.collect(b"n" * 32, "c")
+        verdict = agent.judge("site-1", evidence, nonce=b"n" * 32, context="c", at=at)
+    finally:
+        fed.close()
+    assert verdict.affirming and verdict.expires_at == at + timedelta(minutes=10)
+    assert {r.expiry_source for r in verdict.results} == {"test CRL nextUpdate"}
+    trust = TrustBook(SERVER)
+    trust.record(verdict, definitive=True)
+    gate = JobGate(trust, Roster())
+    assert trust.is_trusted("site-1", at + timedelta(minutes=9, seconds=59))
+    assert gate.check(["site-1"], at=at + timedelta(minutes=9)).allowed
+    # the policy's hour has not passed, the collateral has
+    assert not trust.is_trusted("site-1", at + timedelta(minutes=10))
+    assert not gate.check(["site-1"], at=at + timedelta(minutes=10)).allowed

@@ -1,11 +1,11 @@
 import dataclasses
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ccattest.errors import MalformedEvidence, VerificationFailed
+from ccattest.errors import ConfigError, MalformedEvidence, VerificationFailed
 from ccattest.pipeline import verify_and_appraise
-from ccattest.platforms.base import VerifiedClaims
+from ccattest.platforms.base import VerifiedClaims, earliest
 from ccattest.policy import (
     Policy,
     SoftwarePolicy,
@@ -115,3 +115,53 @@ def test_required_platforms(software):
     reasons = check_required_platforms(policy, [_result(software, policy)])
     assert [(r.check, r.passed, r.found) for r in reasons] == [
         ("required:software", True, "affirming"), ("required:snp", False, "absent")]
+
+
+# --- expiry: the policy's lifetime, bounded by the collateral the verdict rested on ---------
+
+def _bounded(software, valid_until, source="TCB Info nextUpdate"):
+    verified = VerifiedClaims(platform="quantum", claims={}, valid_until=valid_until,
+                              valid_until_source=source)
+    return appraise(Policy(), verified, software.now)
+
+
+def test_collateral_ending_first_bounds_the_result(software):
+    end = software.now + timedelta(minutes=20)
+    result = _bounded(software, end)
+    assert (result.expires_at, result.expiry_source) == (end, "TCB Info nextUpdate")
+    assert result.to_json_dict()["expiry_source"] == "TCB Info nextUpdate"
+    unnamed = _bounded(software, end, source=None)
+    assert unnamed.expiry_source == "collateral"
+
+
+def test_lifetime_ending_first_bounds_the_result(software):
+    result = _bounded(software, software.now + timedelta(days=30))
+    assert result.expires_at == software.now + timedelta(hours=1)
+    assert result.expiry_source == "result lifetime (3600 s)"
+    unbounded = _bounded(software, None, source=None)
+    assert unbounded.expires_at == software.now + timedelta(hours=1)
+
+
+@pytest.mark.parametrize("ago", [timedelta(0), timedelta(days=1)])
+def test_collateral_already_expired_falls_back_to_the_lifetime(software, ago):
+    # Only a verifier told to accept expired collateral hands these over; a result born
+    # expired could not be handed on, and its warning already says what is wrong.
+    end = software.now - ago
+    result = _bounded(software, end, source="PCK CRL nextUpdate")
+    assert result.expires_at == software.now + timedelta(hours=1)
+    assert result.expiry_source == ("result lifetime (3600 s); PCK CRL nextUpdate had already "
+                                    f"expired at {end.isoformat()}")
+
+
+def test_naive_collateral_end_is_refused(software):
+    with pytest.raises(ConfigError, match="naive"):
+        _bounded(software, software.now.replace(tzinfo=None) + timedelta(minutes=1))
+
+
+def test_earliest_names_the_first_end():
+    t = datetime(2025, 1, 1, tzinfo=UTC)
+    assert earliest([]) == (None, None)
+    assert earliest([("a", None)]) == (None, None)
+    bounds = [("a", t + timedelta(2)), ("b", None), ("c", t + timedelta(1)),
+              ("d", t + timedelta(1))]  # a tie: the first named wins
+    assert earliest(bounds) == (t + timedelta(1), "c")

@@ -7,7 +7,7 @@ another platform's optional dependencies (NVML, NVFlare, ...).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -23,6 +23,12 @@ class VerifiedClaims:
 
     Verifiers never judge claims (that is the policy's job); they raise VerificationFailed
     or MalformedEvidence when integrity or authenticity does not hold.
+
+    `valid_until` is the earliest end of validity of what the verdict rested on (a CRL's or
+    TCB Info's nextUpdate, a certificate's notAfter, a token's exp), and `valid_until_source`
+    names that item; None where nothing time-limited was used. The result built from these
+    claims expires no later than it (policy.appraise). It may lie before the verification time
+    only where the verifier was configured to accept expired collateral.
     """
 
     platform: str
@@ -30,6 +36,20 @@ class VerifiedClaims:
     checks: tuple[Reason, ...] = ()
     attester: str | None = None  # an identity the evidence itself authenticates, if any
     collateral: Mapping[str, Any] = field(default_factory=dict)
+    valid_until: datetime | None = None
+    valid_until_source: str | None = None
+
+
+def earliest(bounds: Iterable[tuple[str, datetime | None]]) -> tuple[datetime | None, str | None]:
+    """(time, name) of the earliest of (name, end of validity) pairs; None ends are unbounded.
+
+    For verifiers filling VerifiedClaims.valid_until / valid_until_source; the first name wins
+    a tie, so list the most telling item first."""
+    best: tuple[datetime | None, str | None] = (None, None)
+    for name, end in bounds:
+        if end is not None and (best[0] is None or end < best[0]):
+            best = (end, name)
+    return best
 
 
 @runtime_checkable

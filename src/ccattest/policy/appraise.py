@@ -55,18 +55,42 @@ def appraise(policy: Policy, verified: VerifiedClaims, at: datetime) -> Attestat
         appraisal = appraiser(policy.section(verified.platform), verified.claims)
     if verified.platform in ("azure-snp", "azure-tdx"):  # and the vTPM, by the azure section
         appraisal = appraisal.extend(appraise_vtpm(policy.azure, verified.claims))
+    expires_at, expiry_source = _expiry(policy, verified, at)
     return AttestationResult(
         platform=verified.platform,
         trust_vector=appraisal.vector,
         verified=True,
         issued_at=at,
-        expires_at=at + timedelta(seconds=policy.common.result_lifetime_seconds),
+        expires_at=expires_at,
         claims=dict(verified.claims),
         reasons=(*verified.checks, *appraisal.reasons),
         attester=verified.attester,
         policy_id=policy.id,
         collateral=dict(verified.collateral),
+        expiry_source=expiry_source,
     )
+
+
+def _expiry(policy: Policy, verified: VerifiedClaims, at: datetime) -> tuple[datetime, str]:
+    """The result lives for the policy's lifetime, but no longer than what it rested on: a
+    verdict must not outlive its CRL, TCB Info, certificates or token.
+
+    Collateral already past its end at `at` was accepted only because the verifier was told
+    to (e.g. TDX expired_collateral: warn), and the verdict carries that as a failed check and
+    a warning; a bound before `at` would give a result born expired, which no one can hand
+    on, so the lifetime applies and the source says the collateral had expired."""
+    lifetime = policy.common.result_lifetime_seconds
+    expires_at = at + timedelta(seconds=lifetime)
+    source = f"result lifetime ({lifetime} s)"
+    bound, what = verified.valid_until, verified.valid_until_source or "collateral"
+    if bound is None:
+        return expires_at, source
+    bound = require_aware(bound, "collateral validity")
+    if bound <= at:
+        return expires_at, f"{source}; {what} had already expired at {bound.isoformat()}"
+    if bound < expires_at:
+        return bound, what
+    return expires_at, source
 
 
 def appraise_failure(platform: str, error: CCAttestError, at: datetime, *,

@@ -105,6 +105,10 @@ def test_synthetic_verifies(fixture: AzureFixture) -> None:
     assert result.claims["nonce"] == nonce.hex() and "HCLAkPub" in result.claims["runtime_data"][
         "keys"]
     assert all(check.passed for check in result.checks)
+    # the CVM's verdict lasts no longer than its hardware report's collateral
+    assert result.valid_until is not None and result.valid_until > fixture.now
+    assert result.valid_until_source is not None
+    assert result.valid_until_source.startswith(f"{name.upper()} ")
 
 
 def test_tdx_collateral_given_to_the_verifier() -> None:

@@ -112,6 +112,9 @@ def test_real_token_verifies_unbound_with_its_claims(sample):
     assert not binding.passed
     assert verified.collateral["root"]["subject"].endswith("CN=Development Amber Root CA")
     assert verified.collateral["signing_certificate"]["sha256"].startswith("04632c7afe2577ef")
+    # the verdict rests on the token, which ends at its exp
+    assert verified.valid_until == datetime.fromtimestamp(claims["token"]["exp"], UTC)
+    assert verified.valid_until > SAMPLE_AT and verified.valid_until_source == "ITA token exp"
 
 
 def test_real_token_binds_its_held_data_through_the_quote(sample):

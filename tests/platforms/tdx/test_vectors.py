@@ -14,7 +14,7 @@ import base64
 import contextlib
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from ccattest.platforms.tdx.abi import parse_quote, parse_tdreport
 from ccattest.platforms.tdx.certs import load_certificates, pck_extensions
 from ccattest.platforms.tdx.collateral_json import collateral_to_json
 from ccattest.platforms.tdx.verify import TdxVerifier, collateral_request, verify_quote_chain
+from ccattest.policy import Policy, TdxPolicy, appraise
 
 from .conftest import (
     AZURE,
@@ -140,6 +141,34 @@ def test_dcap_qvl_sample_expires_with_its_pck_crl(vectors):
     verified = _verify(vectors, DCAP + "tdx_quote", dcap_collateral(vectors), late,
                        allow_expired_collateral=True)
     assert verified.claims["collateral_expired"] is True
+
+
+@pytest.mark.vectors
+def test_dcap_qvl_result_lasts_only_until_its_pck_crl(vectors):
+    """At dcap-qvl's clock the PCK CRL has one second left (TCB Info until 10:16:03): the
+    result must not claim the policy's hour."""
+    verified = _verify(vectors, DCAP + "tdx_quote", dcap_collateral(vectors), DCAP_AT)
+    next_update = datetime(2025, 7, 19, 10, 0, 35, tzinfo=UTC)
+    assert (verified.valid_until, verified.valid_until_source) == (next_update,
+                                                                   "PCK CRL nextUpdate")
+    result = appraise(Policy(tdx=TdxPolicy()), verified, DCAP_AT)
+    assert result.expires_at == next_update
+    assert result.expiry_source == "PCK CRL nextUpdate"
+    assert result.to_json_dict()["expires_at"] == "2025-07-19T10:00:35+00:00"
+    assert result.is_fresh(DCAP_AT) and not result.is_fresh(next_update)
+
+
+@pytest.mark.vectors
+def test_accepted_expired_collateral_does_not_give_a_result_born_expired(vectors):
+    late = datetime(2025, 7, 19, 10, 0, 36, tzinfo=UTC)  # PCK CRL nextUpdate + 1 s
+    verified = _verify(vectors, DCAP + "tdx_quote", dcap_collateral(vectors), late,
+                       allow_expired_collateral=True)
+    assert verified.valid_until == datetime(2025, 7, 19, 10, 0, 35, tzinfo=UTC)
+    result = appraise(Policy(tdx=TdxPolicy(expired_collateral="warn")), verified, late)
+    assert result.expires_at == late + timedelta(hours=1)
+    assert result.expiry_source == ("result lifetime (3600 s); PCK CRL nextUpdate had already "
+                                    "expired at 2025-07-19T10:00:35+00:00")
+    assert not result.affirming  # the warning the verdict carries is what speaks
 
 
 @pytest.mark.vectors

@@ -91,6 +91,9 @@ class _Hardware:
     claims: Mapping[str, Any]
     checks: tuple[Reason, ...]
     collateral: Mapping[str, Any]
+    # The hardware verifier's bound; the vTPM quote adds none (its key is in the report).
+    valid_until: datetime | None = None
+    valid_until_source: str | None = None
 
 
 class AzureCvmVerifier:
@@ -145,7 +148,9 @@ class AzureCvmVerifier:
         return VerifiedClaims(platform=self.platform, claims=claims,
                               checks=(*hardware.checks, *_checks(hardware.name, len(pcrs))),
                               attester=None,
-                              collateral={hardware.name: dict(hardware.collateral)})
+                              collateral={hardware.name: dict(hardware.collateral)},
+                              valid_until=hardware.valid_until,
+                              valid_until_source=hardware.valid_until_source)
 
     # --- layer 1: the hardware report -------------------------------------------------------
 
@@ -159,7 +164,8 @@ class AzureCvmVerifier:
                        for r in result.checks)
         binding = Reason("hcl_binding", True, "SNP report_data is the digest of the HCL "
                                               "runtime data")
-        return _Hardware("snp", result.claims, (*checks, binding), result.collateral)
+        return _Hardware("snp", result.claims, (*checks, binding), result.collateral,
+                         result.valid_until, _prefixed("SNP", result.valid_until_source))
 
     def _tdx_report(self, hcl: HclReport, evidence: Evidence, at: datetime) -> _Hardware:
         if any(hcl.hardware_report[TDREPORT_SIZE:]):
@@ -185,7 +191,8 @@ class AzureCvmVerifier:
                                  report_data=tdreport.report_data, at=at)
         checks = tuple(Reason(f"tdx_{r.check}", r.passed, r.message, r.expected, r.found)
                        for r in result.checks)
-        return _Hardware("tdx", result.claims, (*checks, _TDX_BINDING), result.collateral)
+        return _Hardware("tdx", result.claims, (*checks, _TDX_BINDING), result.collateral,
+                         result.valid_until, _prefixed("TDX", result.valid_until_source))
 
     def _tdx_chain_only(self, raw_quote: bytes, at: datetime) -> _Hardware:
         if not self.tdx_chain_only:
@@ -203,6 +210,10 @@ class AzureCvmVerifier:
                   Reason("tdx_tcb", False, "no collateral: TCB status not evaluated"),
                   _TDX_BINDING)
         return _Hardware("tdx", claims, checks, {"collateral": "absent"})
+
+
+def _prefixed(tee: str, source: str | None) -> str | None:
+    return None if source is None else f"{tee} {source}"
 
 
 class AzureSnpVerifier(AzureCvmVerifier):

@@ -46,6 +46,7 @@ from ...jws import (
     check_audience,
     check_token_times,
     date_claim,
+    expiry,
     parse_header,
     short,
     token_text,
@@ -830,7 +831,9 @@ class ItaVerifier:
                                 allow_unbound)
         return VerifiedClaims(platform=PLATFORM, claims=outcome.claims,
                               checks=_checks(outcome, self.issuer, self.audience),
-                              attester=None, collateral=_collateral(outcome))
+                              attester=None, collateral=_collateral(outcome),
+                              valid_until=expiry(outcome.claims["token"]),
+                              valid_until_source="ITA token exp")
 
     def _outcome(self, token: str, at: datetime, report_data: bytes | None,
                  nonce: bytes | None, allow_unbound: bool | None) -> _Outcome:

@@ -26,7 +26,7 @@ from ...errors import CollateralUnavailable, ConfigError, MalformedEvidence, Ver
 from ...evidence import Evidence
 from ...result import Reason
 from ...timeutil import require_aware
-from ..base import VerifiedClaims
+from ..base import VerifiedClaims, earliest
 from . import PCS_URL, PLATFORM
 from .abi import (
     CERT_PCK_CHAIN,
@@ -328,14 +328,18 @@ def _parse_collateral(collateral: TdxCollateral) -> _Parsed:
 
 
 class _Expiry:
-    """Collects collateral that is past its next update at `at`; refuses collateral issued
-    after `at` (nothing issued later can speak for that moment)."""
+    """Collects collateral that is past its next update at `at`, and every item's end of
+    validity (the verdict lasts no longer than the first); refuses collateral issued after
+    `at` (nothing issued later can speak for that moment)."""
 
     def __init__(self, at: datetime) -> None:
         self.at = at
         self.expired: list[str] = []
+        self.ends: list[tuple[str, datetime | None]] = []
 
-    def check(self, what: str, start: datetime, end: datetime | None) -> None:
+    def check(self, what: str, start: datetime, end: datetime | None, *,
+              end_name: str = "nextUpdate") -> None:
+        self.ends.append((f"{what} {end_name}", end))
         if self.at < start:
             raise VerificationFailed(f"{what} was issued after the verification time",
                                      expected=f"issued before {self.at.isoformat()}",
@@ -374,8 +378,9 @@ def _check_crl(crl: _Crl, issuer: _Cert, what: str, revocable: Iterable[_Cert],
                                      found=f"serial {serial:#x}")
 
 
-def _check_collateral(parsed: _Parsed, pck: _Pck, root: _Cert, at: datetime) -> list[str]:
-    """Every collateral signature and revocation; returns what has expired at `at`."""
+def _check_collateral(parsed: _Parsed, pck: _Pck, root: _Cert, at: datetime) -> _Expiry:
+    """Every collateral signature and revocation; returns what has expired at `at` and when
+    each item ends."""
     expiry = _Expiry(at)
     info, identity = parsed.tcb_info, parsed.qe_identity
     signers = []
@@ -387,12 +392,13 @@ def _check_collateral(parsed: _Parsed, pck: _Pck, root: _Cert, at: datetime) -> 
         signer = _signer(chain, root, what)
         _check_signed(signer, signed.body, signed.signature, what)
         expiry.check(what, start, end)
-        expiry.check(f"{what} signing certificate", signer.not_before, signer.not_after)
+        expiry.check(f"{what} signing certificate", signer.not_before, signer.not_after,
+                     end_name="notAfter")
         signers.append(signer)
     _check_crl(parsed.root_crl, root, "root CA CRL", (pck.ca, *signers), expiry)
     _check_crl(parsed.pck_crl, pck.ca, "PCK CRL", (pck.leaf,), expiry)
     _check_platform(info, pck)
-    return expiry.expired
+    return expiry
 
 
 def _check_platform(info: TcbInfo, pck: _Pck) -> None:
@@ -420,6 +426,8 @@ class _Outcome:
     tcb: TcbResult
     qe: Verdict | None
     expired: list[str]
+    valid_until: datetime | None
+    valid_until_source: str | None
 
 
 class TdxVerifier:
@@ -469,6 +477,8 @@ class TdxVerifier:
             checks=_checks(quote, pck, self.root, outcome),
             attester=None,
             collateral=_describe(parsed, pck, self.root, self.pinned),
+            valid_until=outcome.valid_until,
+            valid_until_source=outcome.valid_until_source,
         )
 
     def _collateral(self, evidence: Evidence, pck: _Pck) -> _Parsed:
@@ -489,13 +499,19 @@ class TdxVerifier:
 
     def _appraise_collateral(self, parsed: _Parsed, quote: Quote, qe: QeCertification,
                              pck: _Pck, at: datetime) -> _Outcome:
-        expired = _check_collateral(parsed, pck, self.root, at)
-        if expired and not self.allow_expired_collateral:
+        expiry = _check_collateral(parsed, pck, self.root, at)
+        if expiry.expired and not self.allow_expired_collateral:
             raise VerificationFailed("TDX collateral has expired at the verification time",
-                                     found="; ".join(expired), hint=_pcs_hint(pck))
+                                     found="; ".join(expiry.expired), hint=_pcs_hint(pck))
         tcb = match_tcb(parsed.tcb_info, pck.extensions.sgx_svns, pck.extensions.pce_svn,
                         quote.body)
-        return _Outcome(tcb, match_qe(parsed.qe_identity, qe.report), expired)
+        valid_until, source = earliest((
+            *expiry.ends,
+            ("PCK certificate notAfter", pck.leaf.not_after),
+            (f"{pck.ca.name} notAfter", pck.ca.not_after),
+            (f"{self.root.name} notAfter", self.root.not_after)))
+        return _Outcome(tcb, match_qe(parsed.qe_identity, qe.report), expiry.expired,
+                        valid_until, source)
 
 
 # --- output -------------------------------------------------------------------------------------
