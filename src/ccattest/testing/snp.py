@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from ..errors import CollateralUnavailable, MalformedEvidence, VerificationFailed
 from ..evidence import Evidence, bind
 from ..platforms.snp import PLATFORM
-from ..platforms.snp.abi import SnpReport, encode_tcb
+from ..platforms.snp.abi import MAX_TRAILING, SnpReport, encode_tcb
 from ..platforms.snp.certs import build_cert_table
 from ..platforms.snp.verify import SnpVerifier
 from .cases import FIXED_NOW, BrokenCase
@@ -286,7 +286,9 @@ class SnpFixture:
             ("mutated_chip_id", flipped(0x1A0), VerificationFailed),
             ("mutated_vmpl", flipped(0x30), VerificationFailed),
             ("truncated", dataclasses.replace(evidence, report=raw[:-1]), MalformedEvidence),
-            ("oversized", dataclasses.replace(evidence, report=raw + b"\0"), MalformedEvidence),
+            # up to MAX_TRAILING unsigned bytes after the report are ignored; more is absurd
+            ("oversized", dataclasses.replace(evidence, report=raw + bytes(MAX_TRAILING + 1)),
+             MalformedEvidence),
             ("empty", dataclasses.replace(evidence, report=b""), MalformedEvidence),
             ("unknown_version", flipped(0x00, 0x70), MalformedEvidence),
             ("reserved_nonzero", flipped(0x4C), MalformedEvidence),

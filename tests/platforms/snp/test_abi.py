@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from ccattest.errors import MalformedEvidence
 from ccattest.platforms.snp.abi import (
+    MAX_TRAILING,
     REPORT_SIZE,
     SIGNED_SIZE,
     GuestPolicy,
@@ -16,6 +17,7 @@ from ccattest.platforms.snp.abi import (
     encode_tcb,
     parse_report,
     product_from_cpuid,
+    split_report,
 )
 
 VALID = SnpReport(version=3, cpuid_family=0x19, cpuid_model=0x11, cpuid_stepping=1,
@@ -77,10 +79,18 @@ def test_single_byte_mutations_parse_or_are_malformed(offset, xor):
 
 
 def test_every_truncation_and_oversize_is_rejected():
-    for size in [*range(REPORT_SIZE), REPORT_SIZE + 1, REPORT_SIZE + 32, 2 * REPORT_SIZE]:
-        data = (VALID * 2)[:size]
+    for size in [*range(REPORT_SIZE), REPORT_SIZE + MAX_TRAILING + 1, 100 * REPORT_SIZE]:
+        data = (VALID * 100)[:size]
         with pytest.raises(MalformedEvidence, match="wrong size"):
             parse_report(data)
+
+
+@pytest.mark.parametrize("extra", [1, 32, REPORT_SIZE, MAX_TRAILING])
+def test_trailing_bytes_are_split_off_and_never_read(extra):
+    trailing = bytes([0xA5]) * extra  # not zero: reserved-byte checks must not see them
+    report, rest = split_report(VALID + trailing)
+    assert (report, rest) == (VALID, trailing)
+    assert parse_report(VALID + trailing) == parse_report(VALID)
 
 
 def test_non_bytes_are_malformed():

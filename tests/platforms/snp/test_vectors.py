@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -277,3 +277,49 @@ def test_every_real_report_round_trips(vectors):
 def test_reports_replace_only_what_changed(vectors):
     report = parse_report(SAMPLES["go-sev-guest"][1](vectors)[0])
     assert dataclasses.replace(report, vmpl=2).to_bytes()[0x30] == 2
+
+
+@pytest.mark.vectors
+def test_report_cut_from_an_hcl_report_with_what_follows_it(vectors):
+    """The SNP report in Azure's HCL report, cut with the 1384 bytes after it (the runtime-data
+    header and runtime data), as go-sev-guest accepts it: the first 1184 bytes are verified,
+    the rest is noted as unsigned and never read."""
+    hcl = (vectors / AZ / "hcl-report.bin").read_bytes()
+    _, endorsements = SAMPLES["azure-hcl"][1](vectors)
+    exact, longer = hcl[HCL_REPORT], hcl[HCL_REPORT.start:]
+    report_data = exact[0x50:0x90]
+    plain = VERIFIER.verify(Evidence("snp", exact, endorsements), report_data=report_data, at=AT)
+    verified = VERIFIER.verify(Evidence("snp", longer, endorsements), report_data=report_data,
+                               at=AT)
+    assert verified.claims == plain.claims
+    note = next(r for r in verified.checks if r.check == "trailing_bytes")
+    assert note.message == f"{len(longer) - 0x4A0} unsigned bytes after the report were ignored"
+    assert len(longer) - 0x4A0 == 1384
+    # Nothing signs the trailing bytes: changing them changes nothing ...
+    garbled = longer[:0x4A0] + bytes(b ^ 0x5A for b in longer[0x4A0:])
+    again = VERIFIER.verify(Evidence("snp", garbled, endorsements), report_data=report_data,
+                            at=AT)
+    assert again.claims == plain.claims
+    # ... while the 1184 report bytes stay signed over, trailing bytes or not.
+    for offset in (0x90, 0x29F, 0x4A0 - 1):  # measurement, last signed byte, signature
+        mutated = bytearray(longer)
+        mutated[offset] ^= 0x01
+        with pytest.raises((MalformedEvidence, VerificationFailed)):
+            VERIFIER.verify(Evidence("snp", bytes(mutated), endorsements),
+                            report_data=report_data, at=AT)
+
+
+@pytest.mark.vectors
+def test_vlek_sample_result_expires_with_the_vlek(vectors):
+    from ccattest.policy import CommonPolicy, Policy, appraise
+
+    report, endorsements = SAMPLES["trustee-vlek"][1](vectors)
+    at = datetime(2025, 12, 10, 12, tzinfo=UTC)  # ten hours before the VLEK's notAfter
+    verified = VERIFIER.verify(Evidence("snp", report, endorsements),
+                               report_data=report[0x50:0x90], at=at)
+    assert verified.valid_until_source == "VLEK notAfter"
+    policy = Policy(common=CommonPolicy(result_lifetime_seconds=24 * 3600))
+    result = appraise(policy, verified, at)
+    assert result.expires_at == verified.valid_until == load_certificates(
+        endorsements["vlek"])[0].not_valid_after_utc
+    assert result.expires_at < at + timedelta(days=1)

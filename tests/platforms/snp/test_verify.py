@@ -16,6 +16,7 @@ from ccattest.errors import (
 )
 from ccattest.platforms.base import Verifier
 from ccattest.platforms.snp.verify import SnpVerifier, _pss_valid
+from ccattest.policy import CommonPolicy, Policy, appraise
 from ccattest.testing.snp import SnpFixture, SnpKeys, der, make_leaf, pem
 
 KEYS = SnpKeys.generate()  # once per module: RSA keys are slow to make
@@ -439,3 +440,44 @@ def test_several_turin_leaves_prefer_the_short_hwid_match():
                        report_data)
     assert verified.collateral["vcek"]["sha256"] == turin.leaf.fingerprint(
         hashes.SHA256()).hex()
+
+
+# --- how long the verdict may last ----------------------------------------------------------
+
+WEEK = Policy(common=CommonPolicy(result_lifetime_seconds=7 * 24 * 3600))
+
+
+def test_valid_until_is_the_first_end_of_the_chain_without_a_crl():
+    evidence, report_data, _ = MILAN.evidence()
+    verified = _verify(MILAN, evidence, report_data)
+    ends = {"VCEK notAfter": MILAN.leaf.not_valid_after_utc,
+            "SEV-Milan notAfter": MILAN.intermediate.not_valid_after_utc,
+            "ARK-Milan notAfter": MILAN.ark.not_valid_after_utc}
+    assert verified.valid_until == min(ends.values())
+    assert ends[verified.valid_until_source] == verified.valid_until
+
+
+def test_a_crl_used_bounds_the_verdict_and_its_result():
+    evidence, report_data, _ = MILAN.evidence()
+    crl = MILAN.crl(days=2)  # nextUpdate a day after `now`: earlier than every certificate
+    verified = _verify(MILAN, evidence, report_data, crls=[crl])
+    assert verified.valid_until == crl.next_update_utc
+    assert verified.valid_until_source == "CRL from ARK-Milan nextUpdate"
+    result = appraise(WEEK, verified, MILAN.now)
+    assert result.expires_at == crl.next_update_utc < MILAN.now + timedelta(days=7)
+    assert result.expiry_source == "CRL from ARK-Milan nextUpdate"
+    # a lifetime shorter than the collateral still wins
+    hour = appraise(Policy(), verified, MILAN.now)
+    assert hour.expires_at == MILAN.now + timedelta(hours=1)
+    assert hour.expiry_source == "result lifetime (3600 s)"
+
+
+def test_trailing_bytes_are_ignored_and_noted():
+    evidence, report_data, _ = MILAN.evidence()
+    plain = _verify(MILAN, evidence, report_data)
+    longer = dataclasses.replace(evidence, report=evidence.report + b"\xff" * 40)
+    verified = _verify(MILAN, longer, report_data)
+    assert verified.claims == plain.claims
+    note = next(r for r in verified.checks if r.check == "trailing_bytes")
+    assert note.passed and note.message.startswith("40 unsigned bytes")
+    assert "trailing_bytes" not in {r.check for r in plain.checks}

@@ -4,6 +4,10 @@ Layout: AMD SEV-SNP Firmware ABI (#56860), "ATTESTATION_REPORT Structure"; summa
 FORMATS.md. 0x4A0 bytes, little-endian; the signature covers bytes 0x000-0x29F. Reserved
 byte ranges must be zero; bit fields (policy, key info, platform info) keep unknown bits
 and expose them, because firmware adds flags there without changing the report's size.
+
+Bytes after the report (a report cut from an Azure HCL report carries the start of the
+runtime-data header; go-sev-guest accepts them) are split off by `split_report` and never
+read: nothing signs them. Up to MAX_TRAILING of them, so absurd input is still refused.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from ...errors import MalformedEvidence
 
 REPORT_SIZE = 0x4A0
+MAX_TRAILING = 64 * 1024  # the HCL report's runtime-data bound (azure/hcl.py)
 SIGNED_SIZE = 0x2A0
 SUPPORTED_VERSIONS = frozenset({1, 2, 3, 5})
 CPUID_VERSION = 3  # first version that carries cpuid family/model/stepping
@@ -247,15 +252,25 @@ def _check_ranges(report: SnpReport) -> None:
             raise ValueError(f"{name} must fit in {bits} unsigned bits")
 
 
-def parse_report(data: bytes) -> SnpReport:
-    """Parse exactly one report; reject anything truncated, oversized or inconsistent."""
+def split_report(data: bytes) -> tuple[bytes, bytes]:
+    """(the report's REPORT_SIZE bytes, the unsigned bytes after them); MalformedEvidence for
+    anything truncated or with more than MAX_TRAILING bytes after the report."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise MalformedEvidence("SNP report must be bytes", found=type(data).__name__)
     data = bytes(data)
-    if len(data) != REPORT_SIZE:
+    if not REPORT_SIZE <= len(data) <= REPORT_SIZE + MAX_TRAILING:
         raise MalformedEvidence("SNP report has the wrong size",
-                                expected=f"{REPORT_SIZE} bytes", found=f"{len(data)} bytes")
-    values = _LAYOUT.unpack(data)
+                                expected=f"{REPORT_SIZE} bytes (and at most {MAX_TRAILING} "
+                                         "unsigned bytes after them)",
+                                found=f"{len(data)} bytes")
+    return data[:REPORT_SIZE], data[REPORT_SIZE:]
+
+
+def parse_report(data: bytes) -> SnpReport:
+    """Parse one report from the first REPORT_SIZE bytes; reject anything truncated,
+    oversized (see split_report) or inconsistent. Trailing bytes are ignored, never read."""
+    report, _ = split_report(data)
+    values = _LAYOUT.unpack(report)
     version = values[0]
     if version not in SUPPORTED_VERSIONS:
         raise MalformedEvidence("unsupported SNP report version",

@@ -28,7 +28,7 @@ from ...errors import (
 from ...evidence import Evidence
 from ...result import Reason
 from ...timeutil import require_aware
-from ..base import VerifiedClaims
+from ..base import VerifiedClaims, earliest
 from . import PLATFORM, PRODUCTS
 from .abi import (
     SIGNATURE_ALGO_ECDSA_P384_SHA384,
@@ -36,6 +36,7 @@ from .abi import (
     SnpReport,
     decode_platform_info,
     parse_report,
+    split_report,
 )
 from .certs import (
     PARSE_ERRORS,
@@ -240,23 +241,31 @@ class SnpVerifier:
         if len(report_data) != 64:
             raise ConfigError("expected report_data must be 64 bytes", expected=64,
                               found=len(report_data))
-        report = parse_report(evidence.report)
+        raw, trailing = split_report(evidence.report)
+        report = parse_report(raw)  # never the trailing bytes: nothing signs them
         _check_signing_fields(report)
         chain = self._chain(report, _gather(evidence.endorsements), at)
         _check_tcb(report, chain)
         chip_note = _check_chip(report, chain)
-        _check_signature(bytes(evidence.report), report, chain)
+        _check_signature(raw, report, chain)
         if not hmac.compare_digest(report.report_data, report_data):
             raise VerificationFailed("report_data does not bind the expected challenge",
                                      expected=report_data.hex(), found=report.report_data.hex(),
                                      hint="wrong nonce, wrong identity, or a replayed report")
         revocation, crls = self._revocation(chain, at, _evidence_crls(evidence))
+        checks = _checks(chain, chip_note, revocation)
+        if trailing:
+            checks += (Reason("trailing_bytes", True, f"{len(trailing)} unsigned bytes after "
+                              "the report were ignored"),)
+        valid_until, source = _valid_until(chain, crls)
         return VerifiedClaims(
             platform=PLATFORM,
             claims=_claims(report, chain, revocation),
-            checks=_checks(chain, chip_note, revocation),
+            checks=checks,
             attester=None,
             collateral=_collateral(chain, crls),
+            valid_until=valid_until,
+            valid_until_source=source,
         )
 
     # --- chain ------------------------------------------------------------------------------
@@ -326,6 +335,23 @@ class SnpVerifier:
                                      hint=f"fetch https://kdsintf.amd.com/vcek/v1/"
                                           f"{chain.product}/crl")
         return ("checked" if checked else "not_checked"), used
+
+
+def _valid_until(chain: _Chain, crls: list[x509.CertificateRevocationList]
+                 ) -> tuple[datetime | None, str | None]:
+    """The first end among the CRLs used (each checked current, so each has a nextUpdate)
+    and the chain's certificates."""
+    kind = chain.kind.upper()
+    return earliest((
+        *((f"CRL from {_issuer_name(crl)} nextUpdate", crl.next_update_utc) for crl in crls),
+        (f"{kind} notAfter", chain.leaf.cert.not_after),
+        (f"{chain.intermediate.cert.name} notAfter", chain.intermediate.cert.not_after),
+        (f"{chain.ark.name} notAfter", chain.ark.not_after)))
+
+
+def _issuer_name(crl: x509.CertificateRevocationList) -> str:
+    names = crl.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(names[0].value) if names else crl.issuer.rfc4514_string()
 
 
 def _evidence_crls(evidence: Evidence) -> tuple[x509.CertificateRevocationList, ...]:
