@@ -452,6 +452,40 @@ def test_jwks_client_settings_and_cache_items(maa: MaaFixture) -> None:
             check_jwks_item(("i",), data)
 
 
+def test_offline_jwks_client_never_connects(maa: MaaFixture) -> None:
+    """--offline: served from the cache, or refused at once with where to get a JWKS."""
+    with MaaInstanceServer(maa.jwks()) as server:
+        with JwksClient(server.url, offline=True, retries=2) as client, \
+                pytest.raises(CollateralUnavailable, match="offline") as raised:
+            client.keys(at=FIXED_NOW)
+        assert server.requests == []  # not one connection, let alone three tries
+        assert raised.value.hint is not None and "--jwks FILE" in raised.value.hint
+        assert "ccattest collateral export" in raised.value.hint
+        assert server.url in raised.value.message
+
+    import httpx
+
+    def loud(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("offline JwksClient used the network")
+
+    cache = CollateralCache()
+    cache.put(JWKS_KIND, (maa.instance,),
+              maa_module._envelope(maa.instance, maa.jwks(), FIXED_NOW, timedelta(hours=1)),
+              source="bundle", fetched_at=FIXED_NOW)
+    with JwksClient(maa.instance, cache=cache, offline=True,
+                    transport=httpx.MockTransport(loud)) as client:
+        verifier = MaaVerifier(instances=[maa.instance], client=client)
+        evidence, report_data = maa.evidence()
+        verified = verifier.verify(evidence, report_data=report_data, at=FIXED_NOW)
+        assert verified.collateral["jwks_source"] == maa.instance + "/certs"
+        exp = verified.claims["token"]["exp"]
+        assert verified.valid_until == datetime.fromtimestamp(exp, UTC) > FIXED_NOW
+        assert verified.valid_until_source == "MAA token exp"
+        # once the cached copy is past its TTL, offline refuses rather than fetching
+        with pytest.raises(CollateralUnavailable, match="offline"):
+            client.keys(at=FIXED_NOW + timedelta(hours=2))
+
+
 # --- the Azure-Samples token and the report it was issued for ------------------------------------
 
 @pytest.fixture

@@ -65,6 +65,7 @@ from ...jws import (
     check_audience,
     check_token_times,
     date_claim,
+    expiry,
     parse_header,
     short,
     token_text,
@@ -315,12 +316,13 @@ register_kind(JWKS_KIND, check_jwks_item)
 class JwksClient:
     """Fetches `<instance>/certs` with httpx (timeout, retries with backoff on 429, 5xx and
     connection errors) and keeps it in a CollateralCache for `ttl` from the time of use.
-    Times come from the caller (`at`); the clock is never read here."""
+    Times come from the caller (`at`); the clock is never read here. `offline` serves only
+    from the cache and never opens a connection."""
 
     def __init__(self, instance: str, *, cache: CollateralCache | None = None,
                  ttl: timedelta = DEFAULT_TTL, timeout: float = 5.0, retries: int = 2,
                  backoff: float = 0.2, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, offline: bool = False) -> None:
         if not isinstance(retries, int) or retries < 0 or backoff < 0 or timeout <= 0 \
                 or ttl.total_seconds() < 1:
             raise ConfigError("bad MAA JWKS client settings",
@@ -331,6 +333,7 @@ class JwksClient:
         self.url = self.instance + CERTS_PATH
         self.cache = cache if cache is not None else CollateralCache()
         self.ttl, self.retries, self.backoff = ttl, retries, backoff
+        self.offline = offline
         self._sleep = sleep
         self._lock = threading.Lock()
         self._http = httpx.Client(timeout=httpx.Timeout(timeout), transport=transport,
@@ -357,6 +360,14 @@ class JwksClient:
             cached = self.cache.get(JWKS_KIND, (self.instance,), at)
             if cached is not None:
                 return _open_envelope(cached.data)[3]
+            if self.offline:
+                raise CollateralUnavailable(
+                    f"offline, and no JWKS for {self.instance} is available",
+                    expected=f"a cached copy of {self.url}",
+                    found=f"nothing valid in the cache at {at.isoformat()}",
+                    hint=f"pass the JWKS served at {self.url} with --jwks FILE, or import a "
+                         "collateral bundle made with `ccattest collateral export` on a "
+                         "connected machine whose cache holds it")
             jwks = self._download()
             self.cache.put(JWKS_KIND, (self.instance,),
                            _envelope(self.instance, jwks, at, self.ttl), source=self.url,
@@ -681,7 +692,9 @@ class MaaVerifier:
                               checks=self._checks(outcome), attester=None,
                               collateral={"instance": outcome.instance,
                                           "jwks_source": outcome.key_source,
-                                          "signing_key": outcome.key.describe()})
+                                          "signing_key": outcome.key.describe()},
+                              valid_until=expiry(outcome.claims["token"]),
+                              valid_until_source="MAA token exp")
 
     def verify_token(self, token: str, *, report_data: bytes | None, at: datetime,
                      allow_unbound: bool | None = None) -> dict[str, Any]:
