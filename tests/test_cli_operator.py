@@ -299,3 +299,32 @@ def test_no_http_client_when_the_collateral_is_given(vectors, tmp_path):
                     if line.startswith("import time:")}
         assert "ccattest.cli.verify" in imported  # the profile did list the imports
         assert not {name for name in imported if name.split(".")[0] == "httpx"}, args[1]
+
+
+# --- a policy from known-good evidence ------------------------------------------------------------
+
+@pytest.mark.vectors
+def test_policy_init_from_real_evidence_accepts_exactly_it(vectors, tmp_path):
+    derived = cli("policy", "init", "--from", *snp_args(vectors)[1:], cwd=tmp_path).stdout
+    assert SNP_MEASUREMENT in derived and "products: [Milan]" in derived
+    (tmp_path / "derived.yaml").write_text(derived)
+    cli("policy", "check", "derived.yaml", cwd=tmp_path)
+    proc = cli(*snp_args(vectors), "--policy", "derived.yaml", cwd=tmp_path)
+    assert "AFFIRMING (accepted)" in proc.stdout
+    (tmp_path / "stricter.yaml").write_text(derived.replace("min_guest_svn: 0",
+                                                            "min_guest_svn: 1"))
+    cli(*snp_args(vectors), "--policy", "stricter.yaml", cwd=tmp_path, check=1)
+
+
+def test_policy_init_from_software_evidence(site):
+    derived = cli("policy", "init", "--from", "evidence.json", "--nonce", NONCE,
+                  "--key-dir", "keys", cwd=site).stdout
+    (site / "derived.yaml").write_text(derived)
+    cli("verify", "evidence.json", "--nonce", NONCE, "--key-dir", "keys",
+        "--policy", "derived.yaml", cwd=site)
+    refused = cli("policy", "init", "--from", "evidence.json", "--nonce", "22" * 32,
+                  "--key-dir", "keys", cwd=site, check=1)  # evidence that does not verify
+    assert refused.stdout == "" and refused.stderr.startswith("error: ")
+    both = cli("policy", "init", "--from", "evidence.json", "--measurement", "ab" * 48,
+               cwd=site, check=2)
+    assert "--from" in both.stderr.splitlines()[0]

@@ -16,12 +16,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CCAttestError, CollateralUnavailable, ConfigError, MalformedEvidence
-from .common import DEFAULT_CACHE, PLATFORMS, parse_hex, read_file
+from .common import DEFAULT_CACHE, PLATFORMS, parse_hex, platform_name, read_file
+from .evidence_options import EvidenceArgs
 
 if TYPE_CHECKING:
     from ..evidence import Evidence
     from ..platforms.base import Verifier
     from ..policy.model import Policy
+
+
+def load_checked(args: EvidenceArgs) -> Evidence:
+    """The evidence file, parsed for its platform before anything else is asked for."""
+    evidence = load(args.path, platform_name(args.platform))
+    check_format(evidence)
+    return evidence
+
+
+def prepare(evidence: Evidence, args: EvidenceArgs, policy: Policy, at: datetime
+            ) -> tuple[Evidence, Verifier, bytes | None]:
+    """The evidence with its certificates and collateral, its verifier, and the report_data
+    it must bind."""
+    evidence = with_certs(evidence, list(args.certs))
+    evidence = with_collateral(evidence, args.collateral, offline=args.offline, at=at)
+    expected = expected_report_data(args.nonce, args.report_data,
+                                    args.identity or evidence.attester, args.context,
+                                    optional=args.allow_unbound, platform=evidence.platform)
+    verifier = make_verifier(evidence, Sources(
+        args.root, args.key_dir, args.jwks, args.collateral, args.offline, args.allow_unbound,
+        policy, at, args.rims, args.instances, args.tdx_chain_only))
+    return evidence, verifier, expected
 
 
 def load(path: Path, platform: str | None) -> Evidence:

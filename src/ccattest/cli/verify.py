@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import CCAttestError, VerificationFailed
+from . import evidence_options as opt
 from .app import app
 from .common import (
     DEFAULT_KEY_DIR,
@@ -18,7 +19,6 @@ from .common import (
     EXIT_REJECTED,
     EXIT_USAGE,
     EXIT_WARNING,
-    PLATFORMS,
     AtOption,
     KeyDirOption,
     err,
@@ -35,44 +35,23 @@ if TYPE_CHECKING:
 def verify(
     evidence_file: Annotated[Path, typer.Argument(
         metavar="EVIDENCE", help="A ccattest envelope, or a raw, hex or base64 report.")],
-    nonce: Annotated[str | None, typer.Option(
-        metavar="HEX", help="The challenge you issued.")] = None,
-    report_data: Annotated[str | None, typer.Option(
-        "--report-data", metavar="HEX", help="Expected report_data, instead of --nonce.")
-    ] = None,
-    platform: Annotated[str | None, typer.Option(
-        metavar="NAME", help=f"Evidence platform if not detected: {', '.join(PLATFORMS)}.")
-    ] = None,
-    identity: Annotated[str | None, typer.Option(
-        metavar="NAME", help="Expected attester (default: the one the evidence names).")
-    ] = None,
-    context: Annotated[str, typer.Option(
-        metavar="TEXT", help="Binding context agreed with the attester.")] = "",
+    nonce: opt.Nonce = None,
+    report_data: opt.ReportData = None,
+    platform: opt.Platform = None,
+    identity: opt.Identity = None,
+    context: opt.Context = "",
     policy: Annotated[Path | None, typer.Option(
         metavar="FILE", help="Appraisal policy (YAML; `ccattest policy init`).")] = None,
-    certs: Annotated[list[Path] | None, typer.Option(
-        "--certs", metavar="FILE", help="Certificates for the evidence, PEM or DER "
-        "(repeatable).")] = None,
-    collateral: Annotated[Path | None, typer.Option(
-        metavar="PATH", help="Collateral: a cache folder, a bundle or a TDX collateral "
-        "file.")] = None,
-    offline: Annotated[bool, typer.Option(
-        "--offline", help="Use no network: only given or cached collateral.")] = False,
-    rim: Annotated[list[Path] | None, typer.Option(
-        "--rim", metavar="FILE", help="nvgpu: a driver or VBIOS RIM (repeatable).")] = None,
-    jwks: Annotated[Path | None, typer.Option(
-        metavar="FILE", help="ita, maa, nvgpu-nras: the issuer's JWKS.")] = None,
-    instance: Annotated[list[str] | None, typer.Option(
-        "--instance", metavar="URL", help="maa: an accepted MAA instance (repeatable).")
-    ] = None,
-    root: Annotated[Path | None, typer.Option(
-        metavar="FILE", help="software, ita: the root certificate to trust.")] = None,
+    certs: opt.Certs = None,
+    collateral: opt.Collateral = None,
+    offline: opt.Offline = False,
+    rim: opt.Rims = None,
+    jwks: opt.Jwks = None,
+    instance: opt.Instances = None,
+    root: opt.Root = None,
     key_dir: KeyDirOption = DEFAULT_KEY_DIR,
-    tdx_chain_only: Annotated[bool, typer.Option(
-        "--tdx-chain-only", help="azure-tdx without TCB collateral: check the chain only.")
-    ] = False,
-    allow_unbound: Annotated[bool, typer.Option(
-        "--allow-unbound", help="Accept a token that binds no challenge of ours.")] = False,
+    tdx_chain_only: opt.TdxChainOnly = False,
+    allow_unbound: opt.AllowUnbound = False,
     at: AtOption = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print one JSON object, whatever the outcome.")] = False,
@@ -87,23 +66,19 @@ def verify(
     """
     from . import sources
 
+    args = opt.EvidenceArgs(
+        evidence_file, nonce, report_data, platform, identity, context, tuple(certs or []),
+        collateral, offline, tuple(rim or []), jwks, tuple(instance or []), root, key_dir,
+        tdx_chain_only, allow_unbound)
     when: datetime | None = None
     chosen: str | None = None
     try:
         when = parse_at(at)
         chosen = platform_name(platform)
-        evidence = sources.load(evidence_file, chosen)
+        evidence = sources.load_checked(args)  # parse first, then ask for what is missing
         chosen = evidence.platform
-        sources.check_format(evidence)  # parse first, then ask for what is missing
-        evidence = sources.with_certs(evidence, certs or [])
-        evidence = sources.with_collateral(evidence, collateral, offline=offline, at=when)
-        expected = sources.expected_report_data(
-            nonce, report_data, identity or evidence.attester, context,
-            optional=allow_unbound, platform=evidence.platform)
         appraisal_policy = _policy(policy)
-        verifier = sources.make_verifier(evidence, sources.Sources(
-            root, key_dir, jwks, collateral, offline, allow_unbound, appraisal_policy, when,
-            tuple(rim or []), tuple(instance or []), tdx_chain_only))
+        evidence, verifier, expected = sources.prepare(evidence, args, appraisal_policy, when)
         from ..pipeline import verify_and_appraise
 
         result = verify_and_appraise(evidence, verifier, appraisal_policy,
