@@ -216,7 +216,8 @@ def make_verifier(evidence: Evidence, sources: Sources) -> Verifier:
         if sources.jwks is not None:
             return MaaVerifier(instances=sources.instances, jwks=sources.jwks,
                                allow_unbound=sources.allow_unbound)
-        clients = [JwksClient(instance, cache=_cache_from(sources.collateral))
+        clients = [JwksClient(instance, cache=_cache_from(sources.collateral),
+                              offline=sources.offline)
                    for instance in sources.instances]
         return MaaVerifier(instances=sources.instances, client=clients,
                            allow_unbound=sources.allow_unbound)
