@@ -126,6 +126,33 @@ def test_real_tdx_verdict_fits_80_columns(vectors, tmp_path):
 
 
 @pytest.mark.vectors
+def test_valid_until_is_bounded_by_the_collateral(vectors, tmp_path):
+    """The dcap-qvl quote's PCK CRL ends a second after the pinned time: the verdict holds
+    until then, not for the policy's hour; a second later the collateral has expired and
+    the reader is told what to do."""
+    from ccattest.platforms.tdx.abi import parse_quote
+
+    quote = vectors / TDX_DIR / "tdx_quote"
+    args = ("verify", str(quote), "--collateral",
+            str(vectors / TDX_DIR / "tdx_quote_collateral.json"), "--report-data",
+            parse_quote(quote.read_bytes()).body.report_data.hex())
+    (tmp_path / "tdx.yaml").write_text("tdx:\n  allow: true\n")
+    proc = cli(*args, "--at", TDX_AT, "--policy", "tdx.yaml", cwd=tmp_path, check=3)
+    text = " ".join(proc.stdout.split())
+    assert "valid until 2025-07-19T10:00:35Z (set by PCK CRL nextUpdate)" in text
+    data = json.loads(cli(*args, "--at", TDX_AT, "--policy", "tdx.yaml", "--json",
+                          cwd=tmp_path, check=3).stdout)
+    assert data["expires_at"] == "2025-07-19T10:00:35+00:00"
+    late = cli(*args, "--at", "2025-07-19T10:00:36Z", "--policy", "tdx.yaml", cwd=tmp_path,
+               check=1)
+    text = " ".join(late.stdout.split())
+    assert "- collateral: " in text and "valid until" not in text
+    assert ("fix: fetch fresh collateral (`ccattest collateral fetch`) or verify as of an "
+            "earlier time with `--at`") in text
+    assert_fits(late.stdout)
+
+
+@pytest.mark.vectors
 def test_an_8_gpu_verdict_fits_80_columns(vectors, tmp_path):
     report = bytes.fromhex((vectors / GPU_DIR / "attestationReport.txt").read_text().strip())
     chain = (vectors / GPU_DIR / "gpuAkCertChain.txt").read_bytes()
@@ -153,7 +180,8 @@ def test_valid_until_only_for_accepted_results(site):
     rejected = cli("verify", "evidence.json", "--nonce", "22" * 32, "--key-dir", "keys",
                    "--policy", "policy.yaml", cwd=site, check=1)
     assert "valid until" not in rejected.stdout
-    assert "CONTRAINDICATED (rejected: the evidence did not verify)" in rejected.stdout
+    assert "CONTRAINDICATED (rejected: the evidence did not verify)" in " ".join(
+        rejected.stdout.split())
     assert "- binding:" in rejected.stdout and "VerificationFailed" not in rejected.stdout
     assert_fits(rejected.stdout)
 

@@ -101,13 +101,12 @@ def failed_check(error: CCAttestError) -> str:
 
 
 def hint_for(error: CCAttestError) -> str | None:
-    """The error's own hint, or what to do about expired collateral when it has none."""
-    if error.hint:
-        return error.hint
+    """What to do: for expired collateral always the same two ways out (the error's own hint
+    tends to list service URLs); otherwise the error's own hint, if any."""
     if failed_check(error) in ("collateral", "certificate chain", "validity") and (
             _EXPIRED.search(error.message) or _EXPIRED.search(str(error.found or ""))):
         return EXPIRED_COLLATERAL_HINT
-    return None
+    return error.hint or None
 
 
 __all__ = [

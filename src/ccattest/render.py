@@ -62,13 +62,17 @@ def status_text(result: AttestationResult, *, mark_unverified: bool = True) -> T
     return Text(label, style=STATUS_STYLE[result.status])
 
 
-def verdict_line(result: AttestationResult, *, color: bool = False) -> str:
+def verdict_lines(result: AttestationResult, width: int, *, color: bool = False) -> list[str]:
+    """The verdict first: platform, attester, status and what it means in words."""
     who = result.attester or "an unnamed attester"
     meaning = MEANING[result.status]
     if not result.verified and result.status is Tier.CONTRAINDICATED:
         meaning += ": the evidence did not verify"
-    label = _paint(status_label(result), _ANSI[result.status], color)
-    return f"{result.platform} evidence from {who}: {label} ({meaning})"
+    label = status_label(result)
+    lines = _wrap(f"{result.platform} evidence from {who}: {label} ({meaning})", width,
+                  indent="  ", first="")
+    painted = _paint(label, _ANSI[result.status], color)
+    return [line.replace(f": {label} ", f": {painted} ", 1) for line in lines]
 
 
 def result_lines(result: AttestationResult, width: int, *, verbose: bool = False) -> list[str]:
@@ -86,10 +90,9 @@ def result_lines(result: AttestationResult, width: int, *, verbose: bool = False
     lines += _wrap(f"trust vector (AR4SI): {vector or 'no claims'}", width, indent="  ")
     if result.verified and result.status in (Tier.AFFIRMING, Tier.WARNING):
         until = f"valid until {_instant(result.expires_at)}"
-        bound = result.collateral.get("expires_because") if result.collateral else None
-        if isinstance(bound, str):
-            until += f" ({bound})"
-        lines += _wrap(f"{until}, under policy {result.policy_id}", width, indent="  ")
+        if result.expiry_source:  # what bounds it: the policy's lifetime or a CRL, TCB Info...
+            until += f" (set by {result.expiry_source})"
+        lines += _wrap(f"{until}, under policy {result.policy_id}", width, indent="    ")
     return lines
 
 
@@ -130,22 +133,28 @@ def reason_lines(reason: Reason, width: int, *, verbose: bool = False) -> list[s
     if reason.found is not None:
         details.append(("found", reason.found))
     inline = ", ".join(f"{name} {value}" for name, value in details)
-    if details and len(inline) + 4 <= width and not any(_TOKEN.match(v) for _, v in details):
+    if details and len(inline) + 6 <= width and not any(_TOKEN.match(v) for _, v in details):
         lines.append("      " + inline)
-        return lines
+        return lines + _hint_lines(reason, width)
     for name, value in details:
         if _TOKEN.match(value):  # whole, on its own line, to copy
             lines.append(f"      {name}:")
             lines.append(value)
         else:
             lines += _wrap(f"{name} {value}", width, indent="        ", first="      ")
-    return lines
+    return lines + _hint_lines(reason, width)
+
+
+def _hint_lines(reason: Reason, width: int) -> list[str]:
+    if reason.passed or not reason.hint:
+        return []
+    return _wrap(f"fix: {reason.hint}", width, indent="        ", first="      ")
 
 
 def print_result(stream: TextIO, result: AttestationResult, *, verbose: bool = False) -> None:
-    color = wants_color(stream)
-    lines = [verdict_line(result, color=color),
-             *result_lines(result, terminal_width(), verbose=verbose)]
+    width = terminal_width()
+    lines = [*verdict_lines(result, width, color=wants_color(stream)),
+             *result_lines(result, width, verbose=verbose)]
     stream.write("\n".join(lines) + "\n")
 
 

@@ -145,6 +145,7 @@ class Reason:
     message: str
     expected: str | None = None
     found: str | None = None
+    hint: str | None = None  # what to do about it, where we know
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"check": self.check, "passed": self.passed}
@@ -153,6 +154,8 @@ class Reason:
             data["expected"] = self.expected
         if self.found is not None:
             data["found"] = self.found
+        if self.hint is not None:
+            data["hint"] = self.hint
         return data
 
 

@@ -91,9 +91,24 @@ def test_failures_become_results(software):
     assert not result.verified and result.status is Tier.CONTRAINDICATED
     assert result.trust_vector.get(TrustClaim.INSTANCE_IDENTITY) == 99
     assert not result.is_fresh(software.now)
-    assert result.reasons[0].check == "VerificationFailed"
+    assert result.reasons[0].check == "verification"  # what failed, not the exception class
     malformed = appraise_failure("software", MalformedEvidence("short"), software.now)
     assert malformed.status is Tier.NONE and malformed.policy_id is None
+    assert malformed.reasons[0].check == "format"
+
+
+def test_failure_reasons_name_the_check_and_the_fix(software):
+    expired = appraise_failure("tdx", VerificationFailed(
+        "TDX collateral has expired at the verification time", found=["TCB Info", "PCK CRL"]),
+        software.now)
+    (reason,) = expired.reasons
+    assert reason.check == "collateral" and reason.found == "TCB Info, PCK CRL"
+    assert reason.hint is not None and "ccattest collateral fetch" in reason.hint
+    assert "--at" in reason.hint and reason.to_dict()["hint"] == reason.hint
+    signature = appraise_failure("snp", VerificationFailed("report signature does not verify"),
+                                 software.now)
+    assert signature.reasons[0].check == "signature" and signature.reasons[0].hint is None
+    assert "hint" not in signature.reasons[0].to_dict()
 
 
 def test_pipeline_turns_broken_evidence_into_results(software):

@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..errors import CCAttestError, MalformedEvidence
+from ..errors import CCAttestError, MalformedEvidence, failed_check, hint_for
 from ..platforms.base import VerifiedClaims
 from ..result import AttestationResult, Reason, TrustClaim, TrustVector, Value
+from ..text import human, one_of
 from ..timeutil import require_aware
 from .azure import appraise_maa, appraise_vtpm
 from .base import Appraisal
@@ -50,7 +51,7 @@ def appraise(policy: Policy, verified: VerifiedClaims, at: datetime) -> Attestat
         appraisal = Appraisal()
         appraisal.rule("platform_known", False, "no appraisal rules for this platform",
                        claim=TrustClaim.HARDWARE, ok=2, fail=97,
-                       expected=f"one of {sorted(APPRAISERS)}", found=verified.platform)
+                       expected=one_of(sorted(APPRAISERS)), found=verified.platform)
     else:
         appraisal = appraiser(policy.section(verified.platform), verified.claims)
     if verified.platform in ("azure-snp", "azure-tdx"):  # and the vTPM, by the azure section
@@ -101,9 +102,11 @@ def appraise_failure(platform: str, error: CCAttestError, at: datetime, *,
     # Unparseable evidence is "unknown elements" (tier none); a failed check is 99.
     value = Value.UNKNOWN_ELEMENTS if isinstance(error, MalformedEvidence) else Value.CRYPTO_FAILED
     vector = TrustVector({claim: int(value) for claim in _EVIDENCE_CLAIMS})
-    reason = Reason(type(error).__name__, False, error.message,
-                    expected=None if error.expected is None else str(error.expected),
-                    found=None if error.found is None else str(error.found))
+    # Named after what failed ("collateral", "signature"), never the exception class.
+    reason = Reason(failed_check(error), False, error.message,
+                    expected=None if error.expected is None else human(error.expected),
+                    found=None if error.found is None else human(error.found),
+                    hint=hint_for(error))
     return AttestationResult(
         platform=platform, trust_vector=vector, verified=False, issued_at=at, expires_at=at,
         reasons=(reason,), attester=attester, policy_id=policy.id if policy else None,
