@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from ..result import TrustClaim
+from ..text import human, one_of
 from .base import Appraisal, StrictModel
 
 Architecture = Literal["HOPPER", "BLACKWELL"]
@@ -107,7 +108,7 @@ def _arch(appraisal: Appraisal, section: NvgpuPolicy, claims: Mapping[str, Any],
     appraisal.rule(prefix + "arch", passed,
                    f"{arch} GPU {'is' if passed else 'is not'} accepted",
                    claim=TrustClaim.HARDWARE, ok=2, fail=96,
-                   expected=f"one of {section.architectures}" if section.architectures
+                   expected=one_of(section.architectures) if section.architectures
                    else "any", found=arch)
 
 
@@ -122,14 +123,14 @@ def _version_rules(appraisal: Appraisal, check: str, what: str, found: Any,
         appraisal.rule(f"min_{check}", passed,
                        f"{what} {version or 'not reported'}, minimum {minimum}",
                        claim=TrustClaim.CONFIGURATION, ok=2, fail=96,
-                       expected=f">= {minimum}", found=version)
+                       expected=f"≥ {minimum}", found=version)
     if allowed:
         passed = parsed is not None and parsed in {key(item) for item in allowed}
         appraisal.rule(check, passed,
                        f"{what} {version or 'not reported'} is "
                        f"{'' if passed else 'not '}allowed",
                        claim=TrustClaim.CONFIGURATION, ok=2, fail=96,
-                       expected=f"one of {allowed}", found=version)
+                       expected=one_of(allowed), found=version)
     if minimum is None and not allowed:
         appraisal.rule(check, True, f"{what} {version}: any allowed by policy",
                        claim=TrustClaim.CONFIGURATION, ok=2, fail=96, expected="any",
@@ -166,21 +167,24 @@ def _rim(appraisal: Appraisal, section: NvgpuPolicy, claims: Mapping[str, Any],
         appraisal.rule(prefix + "rim", True, "RIM match not required by policy" + (
             "" if matched is None else " (compared: the measurements "
             + ("match)" if matched is True else "differ)")),
-            claim=TrustClaim.EXECUTABLES, ok=2, fail=96, expected="any", found=matched)
+            claim=TrustClaim.EXECUTABLES, ok=2, fail=96, expected="any",
+            found={True: "measurements match", False: "measurements differ"}.get(
+                matched, "not compared"))
         return
     if matched is None:
         appraisal.rule(prefix + "rim", False, "no RIM comparison: the measurements were not "
                        "compared with NVIDIA's reference values", claim=TrustClaim.EXECUTABLES,
-                       ok=2, fail=96, expected="measurements.matched true", found="absent")
+                       ok=2, fail=96, expected="measurements compared with NVIDIA's RIMs",
+                       found="not compared")
         return
     stale = _rim_version_mismatch(measurements)
     passed = matched is True and not stale
     message = ("measurements match the driver and VBIOS RIMs" if passed
                else f"RIMs for other versions: {', '.join(stale)}" if stale
-               else f"measurements differ from the RIMs at indices "
-                    f"{measurements.get('mismatched', [])}"
-                    + (f", missing {measurements['missing']}" if measurements.get("missing")
-                       else ""))
+               else "measurements differ from the RIMs at indices "
+                    + human(measurements.get("mismatched") or [])
+                    + (", missing " + human(measurements["missing"])
+                       if measurements.get("missing") else ""))
     appraisal.rule(prefix + "rim", passed, message, claim=TrustClaim.EXECUTABLES, ok=2, fail=96,
                    expected="measurements match the RIMs",
                    found="measurements match the RIMs" if matched is True
@@ -220,12 +224,17 @@ def _ppcie(appraisal: Appraisal, section: NvgpuPolicy, claims: Mapping[str, Any]
     if not section.require_ppcie:
         appraisal.rule(prefix + "ppcie", True, "protected PCIe not required by policy",
                        claim=TrustClaim.CONFIGURATION, ok=2, fail=96, expected="any",
-                       found=enabled)
+                       found=_on_off(enabled))
         return
     appraisal.rule(prefix + "ppcie", enabled is True,
                    "protected PCIe is " + ("on" if enabled else "off" if enabled is False
                                            else "not reported"),
-                   claim=TrustClaim.CONFIGURATION, ok=2, fail=96, expected=True, found=enabled)
+                   claim=TrustClaim.CONFIGURATION, ok=2, fail=96, expected="on",
+                   found=_on_off(enabled))
+
+
+def _on_off(value: Any) -> str:
+    return {True: "on", False: "off"}.get(value, "not reported")
 
 
 def _cc_words(mode: Any, devtools: Any) -> str:
