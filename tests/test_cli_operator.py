@@ -356,3 +356,34 @@ def test_policy_init_from_software_evidence(site):
     both = cli("policy", "init", "--from", "evidence.json", "--measurement", "ab" * 48,
                cwd=site, check=2)
     assert "--from" in both.stderr.splitlines()[0]
+
+
+# --- a GPU can reach affirming --------------------------------------------------------------------
+
+@pytest.mark.vectors
+def test_a_real_gpu_report_with_its_declared_cc_state_is_affirming(vectors, tmp_path):
+    report, chain = vectors / GPU_DIR / "attestationReport.txt", vectors / GPU_DIR / \
+        "gpuAkCertChain.txt"
+    (tmp_path / "gpu.yaml").write_text(cli("policy", "init", "--platform", "nvgpu",
+                                           cwd=tmp_path).stdout)
+    verify = ("verify", "--report-data", GPU_NONCE, "--at", "2023-07-15", "--policy",
+              "gpu.yaml", "--rim", str(vectors / GPU_RIMS / "Driver_RIM_test_no_gpu.swidtag"),
+              "--rim", str(vectors / GPU_RIMS / "1010_0200_882_96005E0001_test_no_gpu.swidtag"))
+    cli("collect", "--platform", "nvgpu", "--report", str(report), "--certs", str(chain),
+        "--cc-mode", "on", "--devtools", "off", "-o", "declared.json", cwd=tmp_path)
+    evidence = json.loads((tmp_path / "declared.json").read_text())
+    assert evidence["log"] == [{"type": "nvgpu/cc-state", "cc_mode": "on", "devtools": "off",
+                                "environment": "unknown"}]
+    affirming = cli(*verify[:1], "declared.json", *verify[1:], cwd=tmp_path)
+    assert "AFFIRMING (accepted)" in affirming.stdout
+    cli("collect", "--platform", "nvgpu", "--report", str(report), "--certs", str(chain),
+        "-o", "raw.json", cwd=tmp_path)
+    warning = cli(*verify[:1], "raw.json", *verify[1:], cwd=tmp_path, check=3)
+    assert "cc_mode: CC mode not reported" in " ".join(warning.stdout.split())
+    devtools = cli("collect", "--platform", "nvgpu", "--report", str(report), "--certs",
+                   str(chain), "--cc-mode", "on", "--devtools", "yes", cwd=tmp_path, check=2)
+    assert devtools.stderr.startswith("error: --devtools is on or off")
+    wrong = cli("collect", "--platform", "snp", "--report", str(report), cwd=tmp_path, check=2)
+    assert "wrap a GPU report" in wrong.stderr.splitlines()[0]
+    no_nonce = cli("collect", "--platform", "software", cwd=tmp_path, check=2)
+    assert no_nonce.stderr.startswith("error: no --nonce")

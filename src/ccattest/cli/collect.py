@@ -21,6 +21,7 @@ from .common import (
     fail,
     parse_hex,
     platform_name,
+    read_file,
 )
 
 if TYPE_CHECKING:
@@ -29,8 +30,8 @@ if TYPE_CHECKING:
 
 @app.command()
 def collect(
-    nonce: Annotated[str, typer.Option(
-        metavar="HEX", help="The verifier's challenge (16 bytes or more).")],
+    nonce: Annotated[str | None, typer.Option(
+        metavar="HEX", help="The verifier's challenge (16 bytes or more).")] = None,
     platform: Annotated[str, typer.Option(
         metavar=choice_list(COLLECT_PLATFORMS), help="Where the evidence comes from.")
     ] = "software",
@@ -49,6 +50,17 @@ def collect(
         metavar="N", help="software: security version of the attested software.")] = 0,
     debug: Annotated[bool, typer.Option(
         "--debug", help="software: mark the report as debug.")] = False,
+    report: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="nvgpu: wrap a report taken with other tools instead of asking "
+        "NVML (its nonce is inside).")] = None,
+    certs: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="nvgpu --report: the GPU's certificate chain (PEM).")] = None,
+    cc_mode: Annotated[str | None, typer.Option(
+        "--cc-mode", metavar="on|off", help="nvgpu --report: the CC mode NVML reports "
+        "(nvidia-smi conf-compute -f).")] = None,
+    devtools: Annotated[str | None, typer.Option(
+        "--devtools", metavar="on|off", help="nvgpu --report: the DevTools mode NVML "
+        "reports.")] = None,
 ) -> None:
     """Collect evidence that answers a verifier's NONCE.
 
@@ -59,12 +71,24 @@ def collect(
               with the host's certificate table when it provides one
     tdx       the TDX module, through configfs-tsm
     nvgpu     every CC-mode GPU, through NVML, with its CC and DevTools state
+
+    With --report, nvgpu evidence is made from a report taken with NVIDIA's tools, and the
+    CC and DevTools state you declare (unsigned: the GPU does not sign it).
     """
     from ..evidence import bind
 
     try:
         chosen = platform_name(platform, COLLECT_PLATFORMS) or "software"
         identity = site or socket.gethostname().split(".")[0] or "localhost"
+        if report is not None or certs is not None or cc_mode or devtools:
+            evidence = _wrapped_gpu_report(chosen, identity, report, certs, cc_mode, devtools)
+            _write(evidence, output, f"wrote nvgpu evidence for {identity} to {output} "
+                   "(a report taken elsewhere, CC state "
+                   + ("declared)" if cc_mode else "not reported)"))
+            return
+        if nonce is None:
+            raise ConfigError("no --nonce: evidence must answer the verifier's challenge",
+                              hint="pass --nonce HEX, the challenge the verifier sent you")
         challenge = parse_hex(nonce, "--nonce")
         if len(challenge) < 16:
             raise ConfigError("--nonce is too short to be a challenge",
@@ -89,14 +113,49 @@ def collect(
             evidence = NvgpuAttester().collect(bind(challenge, identity, context, size=32))
             detail = "GPU evidence"
         evidence = dataclasses.replace(evidence, attester=identity)
+        _write(evidence, output, f"wrote {chosen} evidence for {identity} to {output} "
+               f"({detail})")
     except CCAttestError as error:
         fail(error)
+
+
+def _write(evidence: Evidence, output: Path | None, note: str) -> None:
     text = evidence.to_json() + "\n"
     if output is None:
         sys.stdout.write(text)
-    else:
+        return
+    try:
         output.write_text(text)
-        err().print(f"wrote {chosen} evidence for {identity} to {output} ({detail})")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {output}", found=exc.strerror) from None
+    err().print(note, soft_wrap=True)
+
+
+def _wrapped_gpu_report(platform: str, identity: str, report: Path | None,
+                        certs: Path | None, cc_mode: str | None,
+                        devtools: str | None) -> Evidence:
+    from ..platforms.nvgpu.collect import declared_evidence
+
+    if platform != "nvgpu" or report is None:
+        raise ConfigError("--report, --certs, --cc-mode and --devtools wrap a GPU report",
+                          expected="--platform nvgpu --report FILE",
+                          found=f"--platform {platform}" + ("" if report else ", no --report"))
+    state = None
+    if cc_mode or devtools:
+        state = {"cc_mode": _on_off(cc_mode, "--cc-mode"),
+                 "devtools": _on_off(devtools, "--devtools")}
+    chain = read_file(certs, "certificate file") if certs is not None else None
+    return declared_evidence(read_file(report, "report file"), chain, cc_state=state,
+                             attester=identity)
+
+
+def _on_off(value: str | None, option: str) -> str:
+    word = (value or "").strip().lower()
+    if word not in ("on", "off"):
+        raise ConfigError(f"{option} is on or off", expected="on or off",
+                          found=value or "nothing", hint="declare both --cc-mode and "
+                          "--devtools, as `nvidia-smi conf-compute -f` shows them")
+    return word
 
 
 def _software(report_data: bytes, identity: str, key_dir: Path, measure: list[Path],
