@@ -387,3 +387,22 @@ def test_a_real_gpu_report_with_its_declared_cc_state_is_affirming(vectors, tmp_
     assert "wrap a GPU report" in wrong.stderr.splitlines()[0]
     no_nonce = cli("collect", "--platform", "software", cwd=tmp_path, check=2)
     assert no_nonce.stderr.startswith("error: no --nonce")
+
+
+@pytest.mark.parametrize(("args", "command"), [
+    (("verify", "--bogus"), "ccattest verify"),
+    (("policy", "init", "--measurement"), "ccattest policy init"),
+    (("polcy",), "ccattest"),
+    (("policy", "ini"), "ccattest policy"),
+])
+def test_usage_errors_are_one_line_with_what_to_do(tmp_path, args, command):
+    proc = cli(*args, cwd=tmp_path, check=2)
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("error: ") and line.endswith(f"; see `{command} --help`")
+    assert "Usage:" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_usage_errors_answer_json_too(tmp_path):
+    proc = cli("verify", "evidence.json", "--json", "--bogus", cwd=tmp_path, check=2)
+    data = json.loads(proc.stdout)
+    assert data["status"] == "none" and data["reasons"][0]["check"] == "input"
