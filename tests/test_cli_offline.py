@@ -109,3 +109,21 @@ def test_offline_token_platforms_ask_for_their_keys(vectors, tmp_path):
                         "--allow-unbound", "--offline"], tmp_path, log)
     assert proc.returncode == 2 and "--jwks" in proc.stderr.splitlines()[0]
     assert not log.exists()
+
+
+def test_gpu_rims_without_network_fail_at_once_with_the_fixes(vectors, tmp_path):
+    """No --rim and no network: one error line naming the fixes, not a retry loop."""
+    log = tmp_path / "network.log"
+    start = time.monotonic()
+    proc = offline_run(["verify", str(vectors / GPU / "attestationReport.txt"), "--platform",
+                        "nvgpu", "--certs", str(vectors / GPU / "gpuAkCertChain.txt"),
+                        "--nonce", GPU_NONCE, "--at", "2023-07-15"], tmp_path, log)
+    elapsed = time.monotonic() - start
+    assert proc.returncode in (1, 2), proc.stdout + proc.stderr
+    text = proc.stdout + proc.stderr
+    assert "RIMs could not be fetched" in text
+    for fix in ("--rim", "--offline", "collateral export"):
+        assert fix in text
+    assert text.count("Name or service not known") <= 1 and "Traceback" not in text
+    assert len(log.read_text().splitlines()) == 1  # one attempt, no retries
+    assert elapsed < 8
