@@ -14,7 +14,7 @@ import hashlib
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -37,6 +37,9 @@ from ..platforms.nvgpu.abi import (
 from ..platforms.nvgpu.certs import BLACKWELL_FWID_OID, HOPPER_FWID_OID
 from ..platforms.nvgpu.verify import NvgpuVerifier
 from .cases import FIXED_NOW, BrokenCase
+
+if TYPE_CHECKING:  # nvidia_server imports lxml and signxml: only where a test serves OCSP
+    from .nvidia_server import OcspResponder
 
 CHIPS = {"HOPPER": "GH100", "BLACKWELL": "GB100"}
 SHA384_OID = bytes.fromhex("0609608648016503040202")  # DER of 2.16.840.1.101.3.4.2.2
@@ -222,6 +225,19 @@ class NvgpuFixture:
 
     def verifier(self, **kwargs: Any) -> NvgpuVerifier:
         return NvgpuVerifier(root=self.root, **kwargs)
+
+    def ocsp_responders(self, **options: Any) -> list[OcspResponder]:
+        """An OCSP responder for each CA-issued certificate the verifier asks about, in chain
+        order (for the BROM, the Provisioner ICA, the Identity certificate), each answering
+        "good" and signed by that certificate's issuer; `options` (e.g. next_update) go to
+        every one. Serve them with testing.nvidia_server.NvidiaServer.add_responder."""
+        from .nvidia_server import OcspResponder
+
+        pairs = ((self.brom, self.ica, self.keys.ica),
+                 (self.ica, self.identity, self.keys.identity),
+                 (self.identity, self.root, self.keys.root))
+        return [OcspResponder(issuer, key, **options).set_status(cert, "good")
+                for cert, issuer, key in pairs]
 
     def response(self, nonce: bytes, /, *, blocks: tuple[MeasurementBlock, ...] | None = None,
                  **opaque: bytes | None) -> MeasurementResponse:

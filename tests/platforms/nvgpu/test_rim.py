@@ -421,6 +421,19 @@ def test_synthetic_rims_verify_and_compare(authority: RimAuthority) -> None:
     assert result["rim"]["vbios"]["version_match"] is True
 
 
+def test_validity_names_every_certificate_of_the_verified_chain(authority: RimAuthority
+                                                                ) -> None:
+    driver = verify_rim(authority.sign(driver_xml()), at=AT, root=authority.root.cert)
+    vbios = verify_rim(authority.sign(vbios_xml()), at=AT, root=authority.root.cert)
+    ends = [cert.not_valid_after_utc for cert in authority.chain]
+    assert driver.validity == (
+        ("driver RIM signing certificate notAfter", ends[0]),
+        ("driver RIM chain: Test Reference Value CA notAfter", ends[1]),
+        ("driver RIM chain: Test CoRIM signing Root CA notAfter", ends[2]))
+    assert vbios.validity[0][0] == "VBIOS RIM signing certificate notAfter"
+    assert parse_rim(driver_xml()).validity == ()  # parsed, not verified: nothing rested on it
+
+
 def test_index_i_compares_with_block_i_plus_one(authority: RimAuthority) -> None:
     vbios = verify_rim(authority.sign(vbios_xml()), at=AT, root=authority.root.cert)
     shifted = {index: SHA[index] for index in (0, 1)}  # block i carrying RIM index i: wrong

@@ -12,8 +12,10 @@ What is checked here: the exact shape of the detached EAT; for every token the a
 (ES384 only), the key (by kid, from the JWKS the caller trusts: header jku/jwk/x5c are never
 followed), the signature, exp/iat/nbf against the caller's time `at`; that the submods
 digests name exactly the GPU tokens present; the nonce, when the caller gives one; and that
-the header agrees with the token. NVIDIA's *local* GPU verifier signs its own tokens with
-HS256 and a constant key anyone can read: such tokens prove nothing and are refused.
+the header agrees with the token. A verdict on the result lasts no longer than its tokens: its
+valid_until is the earliest `exp` of the overall and per-GPU tokens. NVIDIA's *local* GPU
+verifier signs its own tokens with HS256 and a constant key anyone can read: such tokens
+prove nothing and are refused.
 
 A failed attestation is a verified outcome, not an error: `overall_result` is False and
 `errors` says, per GPU, which NRAS checks did not pass. Only broken integrity raises (typed
@@ -52,10 +54,11 @@ from ...errors import (
     VerificationFailed,
 )
 from ...evidence import Evidence
+from ...jws import expiry
 from ...result import Reason
 from ...timeutil import require_aware
 from ...tokens import KeySet, load_jwks
-from ..base import VerifiedClaims
+from ..base import VerifiedClaims, earliest
 
 PLATFORM = "nvgpu-nras"
 NRAS_URL = "https://nras.attestation.nvidia.com"
@@ -802,10 +805,15 @@ class NrasVerifier:
                                    "allow_unbound=True to accept a result that answers none")
         outcome = self.verify_result(evidence.report, at=at, nonce=report_data,
                                      header_result=evidence.endorsements.get(RESULT_HEADER))
+        valid_until, source = earliest((
+            ("NRAS overall token exp", expiry(outcome.overall_claims)),
+            *((f"NRAS {name} token exp", expiry(claims))
+              for name, claims in outcome.gpu_claims.items())))
         return VerifiedClaims(platform=PLATFORM, claims=verified_claims(outcome, at),
                               checks=_checks(outcome, self.issuer), attester=None,
                               collateral={"jwks_kids": list(outcome.details["kids"]),
-                                          "issuer": outcome.details["issuer"]})
+                                          "issuer": outcome.details["issuer"]},
+                              valid_until=valid_until, valid_until_source=source)
 
 
 def verified_claims(outcome: NrasResult, at: datetime) -> dict[str, Any]:

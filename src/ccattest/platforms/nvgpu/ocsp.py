@@ -344,8 +344,8 @@ register_kind(KIND, check_ocsp_item)
 
 class OcspClient:
     """Certificate status from an OCSP responder, through a cache. This is the `ocsp`
-    argument of the GPU verifier: status(cert, issuer, at). Use as a context manager, or call
-    close()."""
+    argument of the GPU verifier, which calls check(cert, issuer, at) so that each answer's
+    nextUpdate bounds the verdict. Use as a context manager, or call close()."""
 
     def __init__(self, url: str = OCSP_URL, *, cache: CollateralCache | None = None,
                  offline: bool = False, timeout: float = 10.0, retries: int = 4,

@@ -52,6 +52,7 @@ from signxml.exceptions import SignXMLException
 
 from ...errors import ConfigError, MalformedEvidence, VerificationFailed
 from ...timeutil import require_aware
+from .certs import common_name
 
 SWID_NS = "http://standards.iso.org/iso/19770/-2/2015/schema.xsd"
 SHA384_NS = "http://www.w3.org/2001/04/xmlenc#sha384"
@@ -136,6 +137,17 @@ class Rim:
     def not_after(self) -> datetime | None:
         """When the verified signing chain stops being valid (earliest notAfter)."""
         return min((cert.not_valid_after_utc for cert in self.chain), default=None)
+
+    @property
+    def validity(self) -> tuple[tuple[str, datetime], ...]:
+        """(name, notAfter) of each certificate in the verified signing chain, signer first,
+        for a verdict's valid_until; empty for a RIM that was only parsed."""
+        label = "VBIOS" if self.kind == "vbios" else "driver"
+        return tuple(
+            (f"{label} RIM signing certificate notAfter" if position == 0
+             else f"{label} RIM chain: {common_name(cert) or _subject(cert)} notAfter",
+             cert.not_valid_after_utc)
+            for position, cert in enumerate(self.chain))
 
 
 @dataclass(frozen=True)

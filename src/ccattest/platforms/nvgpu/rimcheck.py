@@ -21,11 +21,13 @@ from ...errors import CollateralUnavailable, ConfigError
 from .abi import GpuReport
 from .rim import Kind, Rim, compare, rim_ids, verify_rim
 from .rimservice import RimClient, RimServiceUnreachable
+from .verify import RIM_VALIDITY
 
 
 class RimCheck:
     """The verifier's `rim` hook. Given RIM files are verified (signature and chain) at each
-    verification's own time, each file once."""
+    verification's own time, each file once. Besides compare()'s claims it returns, under
+    verify.RIM_VALIDITY, the notAfter of every certificate in the RIM chains it used."""
 
     def __init__(self, files: Sequence[bytes] = (), *, client: RimClient | None = None) -> None:
         self.client = client
@@ -76,6 +78,10 @@ class RimCheck:
         if driver is None and vbios is None:
             raise CollateralUnavailable("no RIM for this report", expected=f"{ids.driver}, "
                                         f"{ids.vbios}", hint="pass --rim FILE or --collateral")
-        return compare(driver, vbios, report.measurements(),
-                       nvdec0_enabled=bool(claims.get("nvdec0_enabled")),
-                       driver_version=driver_version, vbios_version=vbios_version)
+        compared = compare(driver, vbios, report.measurements(),
+                           nvdec0_enabled=bool(claims.get("nvdec0_enabled")),
+                           driver_version=driver_version, vbios_version=vbios_version)
+        # the verdict rests on both signing chains: the verifier bounds valid_until by them
+        validity = tuple(bound for rim in (driver, vbios) if rim is not None
+                         for bound in rim.validity)
+        return {**compared, RIM_VALIDITY: validity}

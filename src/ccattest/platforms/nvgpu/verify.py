@@ -19,6 +19,11 @@ trustworthy as the host that collected it. Without that entry, `cc_state` is "no
 and a policy requiring CC mode can only warn. A report does not show either which CPU TEE
 the GPU serves (binding both to one challenge does, see evidence.bind) nor, without an OCSP
 check, that no device certificate was revoked.
+
+A verdict lasts no longer than what it rested on (VerifiedClaims.valid_until): the earliest
+of the device chain's notAfter dates (the pinned root included), each OCSP answer's nextUpdate
+and the notAfter of every certificate in the RIM signing chains the comparison used, over
+every GPU.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import hmac
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeAlias
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -40,7 +45,7 @@ from ...errors import CollateralUnavailable, ConfigError, MalformedEvidence, Ver
 from ...evidence import Evidence
 from ...result import Reason
 from ...timeutil import require_aware
-from ..base import VerifiedClaims
+from ..base import VerifiedClaims, earliest
 from . import (
     ARCHITECTURES,
     CC_STATE_DECLARED,
@@ -73,15 +78,30 @@ _ECDSA_SHA384 = ec.ECDSA(hashes.SHA384())
 
 
 class OcspChecker(Protocol):
-    def status(self, cert: x509.Certificate, issuer: x509.Certificate, at: datetime) -> str:
-        """"good", "revoked", "unknown" or "on_hold" (certificateHold) for `cert` at `at`."""
+    def status(self, cert: x509.Certificate, issuer: x509.Certificate, at: datetime) -> Any:
+        """"good", "revoked", "unknown" or "on_hold" (certificateHold) for `cert` at `at`, or
+        an answer with `status` and `next_update` (as ocsp.OcspResult)."""
         ...
 
 
-OcspSource = OcspChecker | Callable[[x509.Certificate, x509.Certificate, datetime], str]
+class OcspResultSource(Protocol):
+    def check(self, cert: x509.Certificate, issuer: x509.Certificate, at: datetime) -> Any:
+        """An answer with `status` and `next_update` (ocsp.OcspClient.check's OcspResult);
+        preferred over status() where a checker has both, as it says how long it holds."""
+        ...
+
+
+OcspSource = (OcspResultSource | OcspChecker
+              | Callable[[x509.Certificate, x509.Certificate, datetime], Any])
 # Compares a verified report's measurements with reference values (e.g. rim.compare on the
-# driver and VBIOS RIMs the claims name); its result is merged into claims["measurements"].
+# driver and VBIOS RIMs the claims name); its result is merged into claims["measurements"],
+# except RIM_VALIDITY (see there).
 RimComparison = Callable[[GpuReport, Mapping[str, Any], datetime], Mapping[str, Any]]
+# Under this key a RimComparison may return (name, end of validity) pairs for what the
+# comparison rested on (the RIM signing certificates' notAfter): the verifier takes them out
+# of the mapping for VerifiedClaims.valid_until; they never become claims.
+RIM_VALIDITY = "_valid_until"
+Bounds: TypeAlias = tuple[tuple[str, datetime], ...]
 
 
 @dataclass(frozen=True)
@@ -195,6 +215,7 @@ class _Outcome:
     claims: dict[str, Any]
     checks: tuple[Reason, ...]
     collateral: dict[str, Any]
+    bounds: Bounds  # (name, end of validity) of what this GPU's verdict rested on
 
 
 class NvgpuVerifier:
@@ -225,9 +246,11 @@ class NvgpuVerifier:
                                         expected=f"endorsement {CHAIN_ENDORSEMENT!r}",
                                         hint="pass the chain NVML returned with --certs")
         outcome = self._verify_one(evidence.report, bytes(chain), bytes(report_data), at)
+        valid_until, source = earliest(outcome.bounds)
         return VerifiedClaims(platform=PLATFORM, claims={**outcome.claims, **state},
                               checks=(*outcome.checks, _cc_state_check(state)),
-                              collateral=outcome.collateral)
+                              collateral=outcome.collateral, valid_until=valid_until,
+                              valid_until_source=source)
 
     # --- one GPU ----------------------------------------------------------------------------
 
@@ -248,17 +271,24 @@ class NvgpuVerifier:
             raise VerificationFailed("the report answers another nonce",
                                      expected=nonce.hex(), found=parsed.nonce.hex(),
                                      hint="wrong nonce, or a replayed report")
-        revocation, statuses = self._revocation(chain, at)
+        revocation, statuses, ocsp_bounds = self._revocation(chain, at)
         claims = _claims(parsed, chain, revocation)
         checks = _checks(chain, fwid_note, revocation)
+        rim_bounds: Bounds = ()
         if self.rim is not None:  # only for evidence that verified: RIMs cost fetches
-            claims["measurements"] = {**claims["measurements"], **self.rim(parsed, claims, at)}
+            compared = dict(self.rim(parsed, claims, at))
+            rim_bounds = _rim_bounds(compared.pop(RIM_VALIDITY, ()))
+            claims["measurements"] = {**claims["measurements"], **compared}
             verdict = {True: "they match", False: "they differ"}.get(
                 claims["measurements"].get("matched"), "no verdict")
             checks += (Reason("rim", True, "measurements compared with the reference values: "
                               + verdict),)
+        # the most telling first: earliest() gives a tie to the first name
+        bounds = (*ocsp_bounds, *rim_bounds,
+                  *((f"{cert.name} notAfter", cert.not_after)
+                    for cert in (*chain.device, chain.root)))
         return _Outcome(claims=claims, checks=checks,
-                        collateral=self._collateral(chain, statuses))
+                        collateral=self._collateral(chain, statuses), bounds=bounds)
 
     def _device_chain(self, pem: bytes, at: datetime) -> _DeviceChain:
         supplied = list(_chain(pem))
@@ -281,29 +311,33 @@ class NvgpuVerifier:
 
     # --- revocation ---------------------------------------------------------------------------
 
-    def _revocation(self, chain: _DeviceChain, at: datetime) -> tuple[str, list[dict[str, str]]]:
+    def _revocation(self, chain: _DeviceChain, at: datetime
+                    ) -> tuple[str, list[dict[str, Any]], Bounds]:
         """OCSP for every CA-issued certificate. The leaf is left out: the GPU's BROM key
-        issues it at boot, so no responder knows it (NVIDIA's verifiers skip it too)."""
+        issues it at boot, so no responder knows it (NVIDIA's verifiers skip it too).
+        Returns the overall state, each answer, and the nextUpdate of those that have one."""
         if self.ocsp is None:
-            return "not_checked", []
-        check = getattr(self.ocsp, "status", self.ocsp)
-        statuses = []
+            return "not_checked", [], ()
+        check = (getattr(self.ocsp, "check", None) or getattr(self.ocsp, "status", None)
+                 or self.ocsp)
+        statuses: list[dict[str, Any]] = []
+        bounds: list[tuple[str, datetime]] = []
         for cert, issuer in chain.links()[1:]:
-            status = check(cert.certificate, issuer.certificate, at)
-            status = str(getattr(status, "value", status))
-            if status not in REVOCATION_STATES:
-                raise ConfigError("the OCSP checker answered an unknown status",
-                                  expected=" or ".join(REVOCATION_STATES), found=status)
+            status, next_update = _ocsp_answer(check(cert.certificate, issuer.certificate, at))
             if status == "revoked":
                 raise VerificationFailed(f"{cert.name} is revoked", found=f"serial {cert.serial}")
-            statuses.append({"subject": cert.subject, "serial": cert.serial, "status": status})
+            statuses.append({"subject": cert.subject, "serial": cert.serial, "status": status,
+                             "next_update": None if next_update is None
+                             else next_update.isoformat()})
+            if next_update is not None:  # an answer without nextUpdate bounds nothing
+                bounds.append((f"OCSP {cert.name} nextUpdate", next_update))
         found = {item["status"] for item in statuses}
         for state in ("on_hold", "unknown"):
             if state in found:
-                return state, statuses
-        return "good", statuses
+                return state, statuses, tuple(bounds)
+        return "good", statuses, tuple(bounds)
 
-    def _collateral(self, chain: _DeviceChain, statuses: list[dict[str, str]]) -> dict[str, Any]:
+    def _collateral(self, chain: _DeviceChain, statuses: list[dict[str, Any]]) -> dict[str, Any]:
         collateral: dict[str, Any] = {
             "root": {"source": self.root_source, "subject": chain.root.subject,
                      "sha256": chain.root.fingerprint},
@@ -335,8 +369,12 @@ class NvgpuVerifier:
         checks += (_cc_state_check(state),)
         claims = {"gpu_count": len(outcomes), "nonce": nonce.hex(),
                   "gpus": [outcome.claims for outcome in outcomes], **state}
+        valid_until, source = earliest((f"GPU {number}: {name}", end)
+                                       for number, outcome in enumerate(outcomes)
+                                       for name, end in outcome.bounds)
         return VerifiedClaims(platform=PLATFORM, claims=claims, checks=checks,
-                              collateral={"gpus": [outcome.collateral for outcome in outcomes]})
+                              collateral={"gpus": [outcome.collateral for outcome in outcomes]},
+                              valid_until=valid_until, valid_until_source=source)
 
 
 # --- checks ------------------------------------------------------------------------------------
@@ -414,6 +452,36 @@ def _check_signature(raw: bytes, report: GpuReport, chain: _DeviceChain) -> None
         raise VerificationFailed("report signature does not verify with the GPU's key",
                                  expected=f"ECDSA P-384 signature by {chain.leaf.name}",
                                  found=report.response.signature[:12].hex() + "...") from None
+
+
+def _ocsp_answer(answer: Any) -> tuple[str, datetime | None]:
+    """(status, nextUpdate) from a checker's answer: a status (text or enum), or an object
+    with `status` and `next_update` (ocsp.OcspResult)."""
+    next_update = getattr(answer, "next_update", None)
+    status = getattr(answer, "status", answer)
+    status = str(getattr(status, "value", status))
+    if status not in REVOCATION_STATES:
+        raise ConfigError("the OCSP checker answered an unknown status",
+                          expected=" or ".join(REVOCATION_STATES), found=status)
+    if next_update is not None:
+        next_update = require_aware(next_update, "OCSP nextUpdate")
+    return status, next_update
+
+
+def _rim_bounds(value: object) -> Bounds:
+    """The RIM hook's (name, end of validity) pairs, checked: a hook that gets this wrong
+    must not silently leave a verdict unbounded."""
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise ConfigError(f"the RIM comparison's {RIM_VALIDITY} must be (name, datetime) "
+                          "pairs", found=type(value).__name__)
+    bounds = []
+    for item in value:
+        if (not isinstance(item, tuple | list) or len(item) != 2
+                or not isinstance(item[0], str)):
+            raise ConfigError(f"the RIM comparison's {RIM_VALIDITY} must be (name, datetime) "
+                              "pairs", found=repr(item)[:80])
+        bounds.append((item[0], require_aware(item[1], f"{item[0]} (RIM hook)")))
+    return tuple(bounds)
 
 
 def local_cc_state(log: Sequence[Mapping[str, str]]) -> dict[str, Any]:
