@@ -17,9 +17,6 @@ from .common import fail, out
 if TYPE_CHECKING:
     from rich.table import Table
 
-STYLE = {"affirming": "green", "warning": "yellow", "contraindicated": "bold red",
-         "none": "magenta", "not-cc": "dim"}
-
 
 @app.command()
 def status(
@@ -50,63 +47,36 @@ def status(
     _print_view(view, datetime.now(UTC))
 
 
-def _age(stamp: Any, now: datetime) -> str:
-    try:
-        seconds = (now - datetime.fromisoformat(str(stamp))).total_seconds()
-    except (TypeError, ValueError):
-        return "never"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit} ago"
-    return f"{max(seconds, 0):.0f}s ago"
-
-
 def _site_line(name: str, site: dict[str, Any], now: datetime) -> str:
+    from ..nvflare.status import age
+
     head = f"[bold]{name}[/bold] ({site['role']}): "
     if site["problem"]:
         return head + f"[yellow]{site['problem']}[/yellow]"
     counted = "ran" if site["role"] == "server" else "judged peers in"
-    return head + f"updated {_age(site['updated'], now)}, {counted} {site['rounds'] or 0} rounds"
+    return head + f"updated {age(site['updated'], now)}, {counted} {site['rounds'] or 0} rounds"
 
 
 def _matrix(view: dict[str, Any], now: datetime) -> Table:
-    from rich.table import Table
-    from rich.text import Text
+    from ..nvflare.status import matrix_table
 
     names = list(view["sites"])
     names += sorted({c[k] for c in view["matrix"] for k in ("verifier", "peer")} - set(names))
-    cells = {(c["verifier"], c["peer"]): c for c in view["matrix"]}
-    table = Table(title="trust matrix (each row judges each column)", header_style="bold",
-                  title_justify="left")
-    table.add_column("verifier \\ peer")
-    for peer in names:
-        table.add_column(peer + (" *" if peer in view["excluded"] else ""))
-    for verifier in names:
-        row: list[Any] = [verifier]
-        for peer in names:
-            cell = cells.get((verifier, peer))
-            if verifier == peer:
-                row.append(Text("-", style="dim"))
-            elif cell is None:
-                row.append(Text("pending", style="dim"))
-            else:
-                good = (f"good {_age(cell['last_good'], now)}" if cell["last_good"]
-                        else "never good")
-                row.append(Text(f"{cell['status']}\n{good}",
-                                style=STYLE.get(cell["status"], "")))
-        table.add_row(*row)
-    return table
+    return matrix_table(names, view["matrix"], excluded=view["excluded"], now=now,
+                        title="trust matrix (each row judges each column)")
 
 
 def _rounds(view: dict[str, Any], now: datetime, limit: int = 5) -> Table:
     from rich.table import Table
+
+    from ..nvflare.status import age
 
     table = Table(title="last rounds (newest first)", header_style="bold", title_justify="left")
     for column in ("round", "when", "took", "attested", "unreachable"):
         table.add_column(column, overflow="fold")
     for report in view["rounds"][:limit]:
         unreachable = report.get("unreachable") or {}
-        table.add_row(str(report.get("round_id", "?"))[:8], _age(report.get("at"), now),
+        table.add_row(str(report.get("round_id", "?"))[:8], age(report.get("at"), now),
                       f"{float(report.get('seconds') or 0):.2f}s",
                       ", ".join(report.get("attested") or []) or "none",
                       ", ".join(sorted(unreachable)) or "none")

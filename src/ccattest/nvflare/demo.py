@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -21,43 +20,19 @@ from rich.text import Text
 
 from ..render import CONTRAINDICATED_NOTE
 from .poc import PocFederation, write_numpy_job
+from .status import matrix_table
 
-STYLE = {"affirming": "green", "warning": "yellow", "contraindicated": "bold red",
-         "none": "magenta", "not-cc": "dim"}
 SITES = ("server", "site-1", "site-2")
-
-
-def _age(stamp: str | None) -> str:
-    if not stamp:
-        return "never"
-    seconds = (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
-    return f"{seconds:.0f}s ago"
 
 
 def trust_matrix(federation: PocFederation) -> Table:
     status = federation.status("server")
-    cells = {(c["verifier"], c["peer"]): c for c in status.get("matrix", [])}
-    excluded = status.get("excluded", {})
     last = status.get("last_round") or {}
-    table = Table(title=f"trust matrix (round {status.get('rounds', 0)}, "
-                  f"{len(last.get('attested', []))} sites attested in "
-                  f"{last.get('seconds', 0):.2f}s)", header_style="bold")
-    table.add_column("verifier \\ peer")
-    for peer in SITES:
-        table.add_column(peer + (" (excluded)" if peer in excluded else ""))
-    for verifier in SITES:
-        row: list[Any] = [verifier]
-        for peer in SITES:
-            cell = cells.get((verifier, peer))
-            if verifier == peer:
-                row.append(Text("-", style="dim"))
-            elif cell is None:
-                row.append(Text("pending", style="dim"))
-            else:
-                row.append(Text(f"{cell['status']}\nlast good {_age(cell['last_good'])}",
-                                style=STYLE.get(cell["status"], "")))
-        table.add_row(*row)
-    return table
+    return matrix_table(SITES, status.get("matrix", []), excluded=status.get("excluded", {}),
+                        now=datetime.now(UTC), mark=" (excluded)",
+                        title=f"trust matrix (round {status.get('rounds', 0)}, "
+                        f"{len(last.get('attested', []))} sites attested in "
+                        f"{last.get('seconds', 0):.2f}s)")
 
 
 def event_log(federation: PocFederation, limit: int = 8) -> Table:

@@ -9,11 +9,15 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from .kits import BUNDLE_DIR, Kit, find_kit
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 STATUS_FILE = "status.json"
 NOT_STARTED = "no status yet: site not started with ccattest"
@@ -134,3 +138,49 @@ def federation_view(statuses: Sequence[SiteStatus]) -> dict[str, Any]:
             excluded.setdefault(str(peer), {})[name] = str(reason)
     return {"sites": sites, "matrix": _cells(statuses), "rounds": _rounds(statuses),
             "excluded": excluded}
+
+
+STYLE = {"affirming": "green", "warning": "yellow", "contraindicated": "bold red",
+         "none": "magenta", "not-cc": "dim"}
+
+
+def age(stamp: Any, now: datetime) -> str:
+    """'12s ago', '3m ago', '2h ago', '1d ago'; 'never' for no time."""
+    try:
+        seconds = (now - datetime.fromisoformat(str(stamp))).total_seconds()
+    except (TypeError, ValueError):
+        return "never"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit} ago"
+    return f"{max(seconds, 0):.0f}s ago"
+
+
+def matrix_table(names: Sequence[str], cells: Iterable[dict[str, Any]], *,
+                 excluded: Iterable[str], title: str, now: datetime,
+                 mark: str = " *") -> Table:
+    """Who trusts whom: each row judges each column; a cell says the status and when it
+    was last affirming. Shared by `ccattest status` and the demo."""
+    from rich.table import Table
+    from rich.text import Text
+
+    by_pair = {(cell["verifier"], cell["peer"]): cell for cell in cells}
+    out_of_it = set(excluded)
+    table = Table(title=title, header_style="bold")
+    table.add_column("verifier \\ peer")
+    for peer in names:
+        table.add_column(peer + (mark if peer in out_of_it else ""))
+    for verifier in names:
+        row: list[Any] = [verifier]
+        for peer in names:
+            cell = by_pair.get((verifier, peer))
+            if verifier == peer:
+                row.append(Text("-", style="dim"))
+            elif cell is None:
+                row.append(Text("pending", style="dim"))
+            else:
+                good = (f"good {age(cell['last_good'], now)}" if cell.get("last_good")
+                        else "never good")
+                row.append(Text(f"{cell['status']}\n{good}", style=STYLE.get(cell["status"], "")))
+        table.add_row(*row)
+    return table
