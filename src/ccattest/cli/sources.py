@@ -8,14 +8,12 @@ the collateral is given (--certs, --rim, --collateral with --offline).
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CCAttestError, CollateralUnavailable, ConfigError, MalformedEvidence
+from ..errors import ConfigError, MalformedEvidence
 from .common import DEFAULT_CACHE, PLATFORMS, parse_hex, platform_name, read_file
 from .evidence_options import EvidenceArgs
 
@@ -74,32 +72,15 @@ def with_certs(evidence: Evidence, paths: list[Path]) -> Evidence:
 def with_collateral(evidence: Evidence, source: Path | None, *, offline: bool,
                     at: datetime) -> Evidence:
     """SNP evidence without a VCEK/VLEK gets it from the cache, a bundle, or AMD KDS."""
-    if evidence.platform != "snp" or {"vcek", "vlek", "auxblob"} & set(evidence.endorsements):
-        return evidence
-    if "cert_chain" in evidence.endorsements:
-        return evidence  # --certs gave the certificates (a VCEK may be in the bundle)
+    from ..collateral import CollateralCache
+    from ..collateral.sources import snp_lacks_certificates, snp_with_collateral
+
+    if not snp_lacks_certificates(evidence):
+        return evidence  # not SNP, or it (or --certs) gave the certificates
     if source is None and not offline:
         return evidence  # the verifier explains what is missing and where to get it
-    from ..collateral import CollateralCache
-    from ..platforms.snp.abi import parse_report
-    from ..platforms.snp.kds import KdsClient
-
     cache = _cache_from(source) if source is not None else CollateralCache(None)
-    report = parse_report(evidence.report)
-    products = [report.product] if report.product else ["Milan", "Genoa", "Turin"]
-    misses: list[CCAttestError] = []
-    with KdsClient(cache=cache, offline=offline) as client:
-        for product in products:  # version 2 reports do not say which product they are
-            try:
-                found = client.collateral_for(report, product=product, at=at)
-            except (CollateralUnavailable, ConfigError) as error:
-                misses.append(error)
-                continue
-            with contextlib.suppress(CollateralUnavailable, ConfigError):  # a claim, not a must
-                found["crl"] = client.crl(product, report.signing_key, at=at)
-            return dataclasses.replace(evidence,
-                                       endorsements={**evidence.endorsements, **found})
-    raise next((e for e in misses if isinstance(e, CollateralUnavailable)), misses[0])
+    return snp_with_collateral(evidence, cache, offline=offline, at=at)
 
 
 def check_format(evidence: Evidence) -> None:
@@ -255,45 +236,26 @@ def _nvgpu_verifier(sources: Sources) -> Verifier:
 
 
 def _tdx_verifier(evidence: Evidence, sources: Sources) -> Verifier:
-    from ..platforms.tdx.collateral_json import collateral_from_json
-    from ..platforms.tdx.pcs import PcsClient, collateral_from_path
-    from ..platforms.tdx.verify import TdxVerifier, collateral_request
+    from ..collateral.sources import tdx_collateral_for, tdx_fixed_collateral
+    from ..platforms.tdx.verify import TdxVerifier
 
     section = sources.policy.tdx
     allow_expired = section is not None and section.expired_collateral == "warn"
     source = sources.collateral
-    if source is not None and (source / "tcb_info.json").is_file():
-        collateral = collateral_from_path(source)  # a folder written by PCS tools or by us
-    elif source is not None and source.is_file() and _is_dcap_collateral(read_file(source)):
-        collateral = collateral_from_json(read_file(source), source=str(source))
-    elif source is None and "collateral" in evidence.endorsements:
-        collateral = None  # the evidence carries it
-    else:  # a cache folder, an offline bundle, or (online) Intel PCS
-        fmspc, ca = collateral_request(evidence.report)
-        with PcsClient(cache=_cache_from(source), offline=sources.offline) as client:
-            collateral = client.collateral(bytes.fromhex(fmspc), ca, at=sources.at)
+    # A folder of PCS answers or a dcap-qvl JSON file is used as it is.
+    collateral = None if source is None else tdx_fixed_collateral(source, read=read_file)
+    if collateral is None and (source is not None or "collateral" not in evidence.endorsements):
+        # a cache folder, an offline bundle, or (online) Intel PCS; else the evidence carries it
+        collateral = tdx_collateral_for(evidence.report, _cache_from(source),
+                                        offline=sources.offline, at=sources.at)
     return TdxVerifier(collateral, allow_expired_collateral=allow_expired)
-
-
-def _is_dcap_collateral(data: bytes) -> bool:
-    """The JSON shape of dcap-qvl's samples (a flat object with tcb_info), not a bundle."""
-    try:
-        document = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(document, dict) and "tcb_info" in document
 
 
 def _cache_from(source: Path | None) -> Any:
     """A collateral cache: the folder given, a bundle loaded into memory, or the default."""
-    from ..collateral import CollateralCache
-    from ..collateral.bundle import import_bundle
+    from ..collateral.sources import open_cache
 
-    if source is not None and source.is_file():
-        cache = CollateralCache(None)
-        import_bundle(cache, source)
-        return cache
-    return CollateralCache((source or DEFAULT_CACHE).expanduser())
+    return open_cache(source, default=DEFAULT_CACHE)
 
 
 # Evidence that may carry no challenge of ours (--allow-unbound): a service's token.

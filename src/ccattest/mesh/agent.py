@@ -6,10 +6,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..errors import CollateralUnavailable
 from ..evidence import Evidence, bind
 from ..pipeline import verify_and_appraise
 from ..platforms.base import Attester, Verifier
-from ..policy import Policy, check_required_platforms
+from ..policy import Policy, appraise_failure, check_required_platforms
 from ..result import AttestationResult, Reason
 from .roster import Roster
 
@@ -106,8 +107,14 @@ class SiteAgent:
                                       expected=", ".join(spec.platforms), found=item.platform))
                 continue
             report_data = bind(nonce, peer, context, size=report_data_size(item.platform))
-            result = verify_and_appraise(item, verifier, self.policy, report_data=report_data,
-                                         at=at)
+            try:
+                result = verify_and_appraise(item, verifier, self.policy,
+                                             report_data=report_data, at=at)
+            except CollateralUnavailable as error:
+                # Collateral this site cannot get (offline, not cached, service down) fails
+                # this peer's verdict, naming what is missing; it must not abort the round.
+                result = appraise_failure(item.platform, error, at, policy=self.policy,
+                                          attester=item.attester)
             results.append(result)
             if result.attester is not None and result.attester != peer:
                 reasons.append(Reason("identity", False, "evidence names another site",

@@ -12,16 +12,25 @@ builds. Paths are relative to the file. A site with no `collect` section is not 
       sites: {server: {platforms: [software]}, site-3: {cc_enabled: false}}
     rounds: {interval_seconds: 60, jitter: 0.1, deadline_seconds: 30}
     actions: {on_rejected: exclude_site, on_unreachable: exclude_site}
+
+`verify.snp` and `verify.tdx` take a collateral source, as `ccattest verify` does:
+`collateral` (a cache folder from `ccattest collateral fetch`, or a bundle file from
+`ccattest collateral export`; for TDX also a folder of PCS answers or a dcap-qvl JSON
+file, used as it is), `offline` (default true: never ask a service) and `kds_url` /
+`pcs_url` (a PCCS or mirror; only with `offline: false`). SNP evidence that carries its
+certificates, and TDX with neither `collateral` nor `offline: false`, are verified as before.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..collateral.http import check_service_url
+from ..collateral.sources import CollateralSource, open_cache
 from ..errors import ConfigError
 from ..platforms.software.collect import LiveSoftwareAttester
 from ..platforms.software.measure import MeasuredItem, measure_file, measure_setting
@@ -54,17 +63,60 @@ class SnpCollect(_Strict):
     vmpl: int = Field(default=0, ge=0, le=3)
 
 
-class SnpVerify(_Strict):
+class _CollateralSourced(_Strict):
+    """A collateral source (see the module's docstring). Offline by default: a site asks a
+    vendor service only when its operator says so."""
+
+    collateral: str | None = Field(default=None, min_length=1)  # relative to the config
+    offline: bool = True
+    _service: ClassVar[tuple[str, str, str]]  # (key, service, example URL)
+
+    @model_validator(mode="after")
+    def _url_needs_online(self) -> _CollateralSourced:
+        key, service, _ = self._service
+        if getattr(self, key) is not None and self.offline:
+            raise ValueError(f"{key} names a {service} to ask, but offline is true (the "
+                             "default): set offline: false, or remove " + key)
+        return self
+
+    @property
+    def url(self) -> str | None:
+        return getattr(self, self._service[0])
+
+
+def _service_url(value: str | None, service: str, example: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_service_url(value, service, example)
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
+
+
+class SnpVerify(_CollateralSourced):
     allow_missing_crl: bool = True
+    kds_url: str | None = None  # else AMD KDS
+    _service = ("kds_url", "KDS", "https://kdsintf.amd.com")
+
+    @field_validator("kds_url")
+    @classmethod
+    def _kds_url(cls, value: str | None) -> str | None:
+        return _service_url(value, "KDS", cls._service[2])
 
 
 class TdxCollect(_Strict):
     tsm_root: str = "/sys/kernel/config/tsm/report"
 
 
-class TdxVerify(_Strict):
-    collateral: str | None = None  # dcap-style collateral JSON, relative to the config
+class TdxVerify(_CollateralSourced):
     allow_expired_collateral: bool = False
+    pcs_url: str | None = None  # else Intel PCS
+    _service = ("pcs_url", "PCS", "https://api.trustedservices.intel.com")
+
+    @field_validator("pcs_url")
+    @classmethod
+    def _pcs_url(cls, value: str | None) -> str | None:
+        return _service_url(value, "PCS", cls._service[2])
 
 
 class NvgpuCollect(_Strict):
@@ -170,22 +222,68 @@ def software_attester(site: str, spec: SoftwareCollect, base: Path) -> LiveSoftw
     return LiveSoftwareAttester(credentials, measure, svn=spec.svn)
 
 
+def _collateral_path(spec: _CollateralSourced, base: Path) -> Path | None:
+    return None if spec.collateral is None else base / Path(spec.collateral).expanduser()
+
+
+def _named(key: str, error: ConfigError) -> ConfigError:
+    return ConfigError(f"{key}: {error.message}", expected=error.expected, found=error.found,
+                       hint=error.hint)
+
+
+def _collateral_source(spec: _CollateralSourced, section: str, base: Path
+                       ) -> CollateralSource | None:
+    """Where to look collateral up; None where nothing is to be looked up (no `collateral`
+    and offline). Checked now, so that a bad setting stops the site at start, not at its
+    first verification."""
+    key, path = f"verify.{section}.collateral", _collateral_path(spec, base)
+    if path is None:
+        return None if spec.offline else CollateralSource(open_cache(None), offline=False,
+                                                           url=spec.url)
+    if not path.exists() and spec.offline:
+        raise ConfigError(f"{key}: cannot read {section.upper()} collateral {path}",
+                          expected="a cache folder (ccattest collateral fetch) or a bundle "
+                                   "file (ccattest collateral export)",
+                          found="no such file or folder",
+                          hint="import a bundle there, or set offline: false to fetch")
+    try:
+        cache = open_cache(path)  # a bundle is checked whole here; a folder when read
+    except ConfigError as error:
+        raise _named(key, error) from None
+    return CollateralSource(cache, offline=spec.offline, url=spec.url)
+
+
+def _snp_verifier(spec: SnpVerify, base: Path) -> Any:
+    """Certificates from the evidence (the host's table); for evidence without them, the
+    VCEK and chain from the collateral source, when one is configured."""
+    from ..collateral.sources import SnpLookupVerifier
+    from ..platforms.snp.verify import SnpVerifier
+
+    verifier = SnpVerifier(allow_missing_crl=spec.allow_missing_crl)
+    source = _collateral_source(spec, "snp", base)
+    return verifier if source is None else SnpLookupVerifier(verifier, source)
+
+
 def _tdx_verifier(spec: TdxVerify, base: Path) -> Any:
-    """With a collateral file the verifier is fixed; without one, peers attach collateral to
-    their evidence (endorsement "collateral"), fetched by the site from its cache or PCS."""
+    """Fixed collateral (a PCS folder or a dcap-qvl JSON file); else collateral looked up
+    per quote (FMSPC) in the cache, bundle or PCS; with neither, peers must attach it to
+    their evidence (endorsement "collateral")."""
+    from ..collateral.sources import TdxLookupVerifier, tdx_fixed_collateral
     from ..platforms.tdx.verify import TdxVerifier
 
-    collateral = None
-    if spec.collateral is not None:
-        from ..platforms.tdx.collateral_json import collateral_from_json
-
-        path = base / spec.collateral
+    allow_expired = spec.allow_expired_collateral
+    path = _collateral_path(spec, base)
+    if path is not None and path.exists():
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read TDX collateral {path}", found=str(exc)) from None
-        collateral = collateral_from_json(data, source=str(path))
-    return TdxVerifier(collateral, allow_expired_collateral=spec.allow_expired_collateral)
+            fixed = tdx_fixed_collateral(path)
+            if fixed is not None:
+                return TdxVerifier(fixed, allow_expired_collateral=allow_expired)
+        except ConfigError as error:
+            raise _named("verify.tdx.collateral", error) from None
+    source = _collateral_source(spec, "tdx", base)
+    if source is None:
+        return TdxVerifier(None, allow_expired_collateral=allow_expired)
+    return TdxLookupVerifier(source, allow_expired_collateral=allow_expired)
 
 
 def _nvgpu_verifier(spec: NvgpuVerify, base: Path) -> Any:
@@ -262,13 +360,14 @@ def build_agent(config: CCConfig, base: Path) -> SiteAgent:
         roots = [load_certificate(base / root) for root in config.verify.software.roots]
         verifiers["software"] = SoftwareVerifier(roots)
     if config.verify.snp is not None:
-        from ..platforms.snp.verify import SnpVerifier
-
-        verifiers["snp"] = SnpVerifier(allow_missing_crl=config.verify.snp.allow_missing_crl)
+        verifiers["snp"] = _snp_verifier(config.verify.snp, base)
     if config.verify.tdx is not None:
         verifiers["tdx"] = _tdx_verifier(config.verify.tdx, base)
     if config.verify.nvgpu is not None:
         verifiers["nvgpu"] = _nvgpu_verifier(config.verify.nvgpu, base)
-    verifiers.update(_azure_verifiers(config.verify, verifiers.get("tdx"), base))
+    # Azure TDX CVMs take fixed collateral only (a TdxVerifier), else the chain alone.
+    tdx = verifiers.get("tdx")
+    verifiers.update(_azure_verifiers(config.verify, tdx if hasattr(tdx, "collateral") else None,
+                                      base))
     return SiteAgent(config.site, attesters, verifiers, load_policy(base / config.policy),
                      roster_of(config))
