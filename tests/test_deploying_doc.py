@@ -87,6 +87,7 @@ def test_every_command_in_deploying_md(tmp_path, vectors):
     (tmp_path / "home").mkdir()
     data = vectors / "sev-snp/virtee-sev/tests/certs_data"
     shutil.copy(data / "report_milan.hex", tmp_path / "snp-report.hex")
+    shutil.copy(data / "vcek_milan.der", tmp_path / "snp-vcek.der")
     chip = bytes.fromhex((data / "report_milan.hex").read_text().strip())[0x1A0:0x1E0]
     ran: dict[str, int] = {}
     with KdsServer() as kds:
