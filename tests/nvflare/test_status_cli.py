@@ -16,11 +16,12 @@ from ccattest.errors import ConfigError
 from ccattest.nvflare.status import NOT_STARTED, federation_view, find_kits, read_status
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-NOW = datetime.now(UTC)
 
 
 def _stamp(seconds_ago: float) -> str:
-    return (NOW - timedelta(seconds=seconds_ago)).isoformat()
+    # From the moment the file is written, not the module's import: in a full suite the two
+    # are minutes apart.
+    return (datetime.now(UTC) - timedelta(seconds=seconds_ago)).isoformat()
 
 
 def _cell(verifier: str, peer: str, status: str = "affirming", ago: float = 5) -> dict:
