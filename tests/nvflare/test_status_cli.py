@@ -81,7 +81,9 @@ def test_view_merges_the_sites_files(tmp_path):
     assert "not JSON" in view["sites"]["site-3"]["problem"]
     assert view["sites"]["site-1"]["rounds"] == 3
     cells = {(c["verifier"], c["peer"]): c for c in view["matrix"]}
-    assert cells[("site-1", "server")]["at"] == _stamp(4)  # the newer of the two copies
+    site1 = json.loads((prod / "site-1" / "local" / "cc" / "status.json").read_text())
+    # the newer of the two copies: site-1's own (4 s old), not the server's (30 s)
+    assert cells[("site-1", "server")]["at"] == site1["matrix"][0]["at"]
     assert cells[("site-1", "site-2")]["status"] == "warning"
     assert [r["round_id"] for r in view["rounds"]] == ["c3", "b2", "a1"]
     assert view["excluded"] == {"site-2": {"server": "measurement matches no reference value"}}
