@@ -35,7 +35,14 @@ lint: $(INSTALLED)
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix src tests benchmarks tools
 
+# NVIDIA's nv-local-gpu-verifier pins cryptography 43 and signxml 3.2, which ccattest and
+# nvflare cannot share a venv with: it gets its own (benchmarks/bench_nvidia.py).
+NV_VENV := .bench/nv-venv
 bench: $(INSTALLED)
+	@$(NV_VENV)/bin/python -c "from importlib.metadata import version as v; \
+		assert v('nv-local-gpu-verifier') == '2.7.3'" 2>/dev/null || \
+		{ $(PYTHON) -m venv $(NV_VENV) && $(NV_VENV)/bin/python -m pip install --quiet \
+		nv-local-gpu-verifier==2.7.3; } || echo "no nv-local-gpu-verifier: its rows are skipped"
 	$(BIN)/python -m benchmarks
 
 clean:

@@ -1,6 +1,6 @@
 from rich.console import Console
 
-from . import bench_cli, bench_federation, bench_software
+from . import bench_cli, bench_federation, bench_nvidia, bench_software
 from .harness import RESULTS, record, show
 
 
@@ -14,7 +14,14 @@ def main() -> None:
     show(console, cli_rows)
     console.print("CLI figures: wall ms and peak MiB; the ratio is ours / the floor process "
                   "(python + cryptography + one P-384 verify).")
-    rows = [*rows, *cli_rows]
+    with console.status("ccattest beside NVIDIA's nv-local-gpu-verifier on one real GPU "
+                        "report and its two RIMs..."):
+        nvidia_rows = bench_nvidia.rows(console)
+    if nvidia_rows:
+        show(console, nvidia_rows)
+        console.print("NVIDIA figures: the same evidence, offline, at 2023-07-15; ratio = "
+                      "ours / NVIDIA's (see benchmarks/bench_nvidia.py for how it is run).")
+    rows = [*rows, *cli_rows, *nvidia_rows]
     with console.status("simulated federations: 10 to 200 sites, both protocols (~2 min)..."):
         federation = bench_federation.rows(console)
     record([*rows, *federation])
