@@ -88,7 +88,7 @@ def policy_init(
 
 def _derived(args: opt.EvidenceArgs, at: datetime) -> str:
     """Verify (no appraisal: there is no policy yet), then derive the policy."""
-    from ..policy import derive_policy
+    from ..policy.derive import derive_policy
     from ..policy.model import DEFAULT_POLICY
     from . import sources
 
