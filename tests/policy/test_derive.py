@@ -401,3 +401,11 @@ def test_nras_results_by_the_nvgpu_rules(tmp_path):
     assert [r.check for r in result.reasons if not r.passed] == ["gpu0:cc_mode"]
     section = yaml.safe_load(text)["nvgpu"]
     assert section["require_rim_match"] is True and section["require_revocation_check"] is True
+
+
+def test_derive_policy_is_exported_but_imported_only_when_asked_for():
+    import ccattest.policy as policy_package
+
+    assert policy_package.derive_policy is derive_policy
+    with pytest.raises(AttributeError, match="no_such_rule"):
+        _ = policy_package.no_such_rule
