@@ -57,6 +57,7 @@ sides run different cryptography builds (ccattest's environment and NVIDIA's pin
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import statistics
@@ -84,7 +85,8 @@ VBIOS_RIM = VECTORS / RIMS / "1010_0200_882_96005E0001_test_no_gpu.swidtag"
 
 RUNNER = '''
 """NVIDIA's nv-local-gpu-verifier on files, offline, at a pinned time (see bench_nvidia)."""
-import json, sys, time
+import json, statistics, sys, time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib.metadata import version
 from OpenSSL import crypto
@@ -172,25 +174,7 @@ def report_and_chain():
         vbios_version=evidence.vbios, settings=settings)
 
 
-def ops_per_second(fn, run_seconds=0.2, runs=5):  # benchmarks.harness.ops_per_second
-    count = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(count):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= run_seconds:
-            break
-        count = max(count * 2, int(count * run_seconds / max(elapsed, 1e-9)))
-    rates = [count / elapsed]
-    for _ in range(runs - 1):
-        start = time.perf_counter()
-        for _ in range(count):
-            fn()
-        rates.append(count / (time.perf_counter() - start))
-    rates.sort()
-    return rates[len(rates) // 2]
-
+__OPS_PER_SECOND__
 
 if mode == "check":
     sys.exit(0 if full() else 1)
@@ -313,7 +297,8 @@ def rows(console: Console) -> list[Row]:
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         runner = workdir / "nv_runner.py"
-        runner.write_text(RUNNER)
+        # The same timing loop as ours, from its source: both sides are measured alike.
+        runner.write_text(RUNNER.replace("__OPS_PER_SECOND__", inspect.getsource(ops_per_second)))
         ours_cold = workdir / "ours_cold.py"
         ours_cold.write_text(OURS_COLD)
         try:
