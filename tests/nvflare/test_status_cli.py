@@ -148,15 +148,18 @@ def test_odd_status_files_are_reported_not_fatal(tmp_path):
     assert all(c["verifier"] != "x" for c in view["matrix"])
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_status_file(tmp_path):
+@pytest.mark.parametrize("damage", ["folder", "binary"])
+def test_unreadable_status_file(tmp_path, damage):
+    """A status file that cannot be read as text (a folder in its place, bytes that are not
+    UTF-8) is reported for that site. (chmod 0 proves nothing: CI runs as root.)"""
     prod = _federation(tmp_path)
     path = prod / "site-1" / "local" / "cc" / "status.json"
-    path.chmod(0)
-    try:
-        status = read_status(find_kits([prod / "site-1"])[0])
-    finally:
-        path.chmod(0o600)
+    path.unlink()
+    if damage == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b"\xff\xfe\x00garbage")
+    status = read_status(find_kits([prod / "site-1"])[0])
     assert status.data is None and "unreadable" in str(status.problem)
 
 
