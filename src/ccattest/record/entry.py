@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import MalformedEvidence
+from ..errors import ConfigError, MalformedEvidence
 from ..timeutil import require_aware
 
 VERSION = 1
@@ -86,7 +86,7 @@ def decode(data: bytes) -> Entry:
         at = datetime.fromisoformat(str(document["at"]).replace("Z", "+00:00"))
         entry = Entry(document["kind"], str(document["site"]), at, document["data"])
         encoded = entry.encode()
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, ConfigError) as exc:  # ConfigError: a time without a zone
         raise MalformedEvidence("record entry does not parse", found=str(exc)[:120]) from None
     if encoded != data:
         raise MalformedEvidence("record entry is not in canonical form",
