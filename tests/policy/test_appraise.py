@@ -152,7 +152,7 @@ def test_collateral_ending_first_bounds_the_result(software):
 def test_lifetime_ending_first_bounds_the_result(software):
     result = _bounded(software, software.now + timedelta(days=30))
     assert result.expires_at == software.now + timedelta(hours=1)
-    assert result.expiry_source == "result lifetime (3600 s)"
+    assert result.expiry_source == "the policy's 3600 s result lifetime"
     unbounded = _bounded(software, None, source=None)
     assert unbounded.expires_at == software.now + timedelta(hours=1)
 
@@ -164,7 +164,8 @@ def test_collateral_already_expired_falls_back_to_the_lifetime(software, ago):
     end = software.now - ago
     result = _bounded(software, end, source="PCK CRL nextUpdate")
     assert result.expires_at == software.now + timedelta(hours=1)
-    assert result.expiry_source == ("result lifetime (3600 s); PCK CRL nextUpdate had already "
+    assert result.expiry_source == ("the policy's 3600 s result lifetime; PCK CRL nextUpdate "
+                                    "had already "
                                     f"expired at {end.isoformat()}")
 
 

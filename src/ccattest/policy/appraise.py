@@ -82,7 +82,7 @@ def _expiry(policy: Policy, verified: VerifiedClaims, at: datetime) -> tuple[dat
     on, so the lifetime applies and the source says the collateral had expired."""
     lifetime = policy.common.result_lifetime_seconds
     expires_at = at + timedelta(seconds=lifetime)
-    source = f"result lifetime ({lifetime} s)"
+    source = f"the policy's {lifetime} s result lifetime"
     bound, what = verified.valid_until, verified.valid_until_source or "collateral"
     if bound is None:
         return expires_at, source

@@ -257,7 +257,7 @@ def test_the_pipeline_result_expires_with_the_rim_certificates(vectors: Path) ->
 
     short = verify_and_appraise(evidence, verifier, _lifetime(3600), report_data=nonce, at=at)
     assert short.expires_at == at + timedelta(hours=1)
-    assert short.expiry_source == "result lifetime (3600 s)"
+    assert short.expiry_source == "the policy's 3600 s result lifetime"
 
 
 # --- NRAS -----------------------------------------------------------------------------------------

@@ -469,7 +469,7 @@ def test_a_crl_used_bounds_the_verdict_and_its_result():
     # a lifetime shorter than the collateral still wins
     hour = appraise(Policy(), verified, MILAN.now)
     assert hour.expires_at == MILAN.now + timedelta(hours=1)
-    assert hour.expiry_source == "result lifetime (3600 s)"
+    assert hour.expiry_source == "the policy's 3600 s result lifetime"
 
 
 def test_trailing_bytes_are_ignored_and_noted():

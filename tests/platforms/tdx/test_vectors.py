@@ -166,7 +166,8 @@ def test_accepted_expired_collateral_does_not_give_a_result_born_expired(vectors
     assert verified.valid_until == datetime(2025, 7, 19, 10, 0, 35, tzinfo=UTC)
     result = appraise(Policy(tdx=TdxPolicy(expired_collateral="warn")), verified, late)
     assert result.expires_at == late + timedelta(hours=1)
-    assert result.expiry_source == ("result lifetime (3600 s); PCK CRL nextUpdate had already "
+    assert result.expiry_source == ("the policy's 3600 s result lifetime; PCK CRL nextUpdate "
+                                    "had already "
                                     "expired at 2025-07-19T10:00:35+00:00")
     assert not result.affirming  # the warning the verdict carries is what speaks
 
