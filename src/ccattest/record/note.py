@@ -17,11 +17,13 @@ the log's origin; every client that witnesses the log cosigns those checkpoints 
 type-0x04 key, named after itself. A cosignature's message does not contain the witness's
 name, so one witness key must never serve two names (the key ID still commits to the name, so
 a line relabelled with another name matches no configured key). Ed25519 because signed-note
-defines no other general-purpose type and every note verifier in the field speaks it; the
-site's existing Ed25519 key (platforms/software/pki.py, certified by the software root) is the
-natural candidate for both roles once wired, through a distinct name per role, while the
-ES256/ES384 result-signing key (tokens.py) stays with JWS results: signed-note's ECDSA type
-0x02 is a transparency-dev extension, not something other verifiers accept.
+defines it (type 0x01 is the only general-purpose type every note verifier speaks; ECDSA 0x02
+is a transparency-dev extension) and tlog-cosignature's classical type is Ed25519 only. Keys
+(not wired yet): the site's Ed25519 key (platforms/software/pki.py) has the right algorithm
+and a certificate from the site's root, but it already signs the software platform's
+attestation reports, and this module cannot prove those bytes never collide with a note, so
+the log key and the witness key should be two further Ed25519 keys per site, kept and
+certified beside it; the ES256/ES384 result-signing key (tokens.py) stays with JWS results.
 
 Parsing is strict on purpose (a note is ≤ 1 MiB and ≤ 100 signature lines, base64 must be
 canonical, one line per key): MalformedEvidence for bytes that cannot be a note,
