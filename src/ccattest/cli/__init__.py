@@ -17,7 +17,17 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 
 import typer
 
-from . import collateral, collect, demo, nvflare, policy, status, token, verify  # noqa: F401
+from . import (  # noqa: F401
+    audit,
+    collateral,
+    collect,
+    demo,
+    nvflare,
+    policy,
+    status,
+    token,
+    verify,
+)
 from .app import app
 from .common import EXIT_USAGE
 

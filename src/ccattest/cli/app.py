@@ -27,10 +27,12 @@ collateral_app = _typer(
     "certificates and CRLs (snp), Intel PCS TCB Info, QE Identity and CRLs (tdx), NVIDIA "
     "RIMs (nvgpu).")
 nvflare_app = _typer("Run ccattest's CC manager inside NVIDIA FLARE.")
+audit_app = _typer("Check a site's tamper-evident record of attestation events.")
 app.add_typer(policy_app, name="policy")
 app.add_typer(token_app, name="token")
 app.add_typer(collateral_app, name="collateral")
 app.add_typer(nvflare_app, name="nvflare")
+app.add_typer(audit_app, name="audit")
 
 
 @app.callback(invoke_without_command=True)

@@ -199,11 +199,15 @@ class RecordStore:
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, target: str | os.PathLike[str], *, origin: str,
+    def open(cls, target: str | os.PathLike[str], *, origin: str | None,
              create: bool = True) -> RecordStore:
         """Open (and with ``create``, make) the log at a path or a SQLAlchemy URL
-        (``sqlite:///...``, ``postgresql+psycopg://...``) for the log named ``origin``."""
-        if not origin or not origin.isprintable():
+        (``sqlite:///...``, ``postgresql+psycopg://...``) for the log named ``origin``.
+        An auditor who does not know the origin passes None (only with create=False) and
+        reads it from the record (``store.origin``)."""
+        if origin is None and create:
+            raise ConfigError("a new record needs an origin", hint="pass origin=NAME")
+        if origin is not None and (not origin or not origin.isprintable()):
             raise ConfigError("a record needs an origin: one line of printable text",
                               found=repr(origin))
         url = _url(target, create)
@@ -214,7 +218,7 @@ class RecordStore:
             with engine.connect() as conn:
                 conn.execution_options(**{_WRITE: True})
                 with conn.begin():
-                    _prepare(conn, origin, create, location)
+                    origin = _prepare(conn, origin, create, location)
         except exc.DBAPIError as error:
             engine.dispose()
             raise ConfigError(f"cannot open the record at {location}",
@@ -522,7 +526,7 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def _prepare(conn: Connection, origin: str, create: bool, location: str) -> None:
+def _prepare(conn: Connection, origin: str | None, create: bool, location: str) -> str:
     """Check (or make) this log's identity and bring its schema up to date."""
     if conn.dialect.name == "postgresql":
         conn.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
@@ -536,7 +540,7 @@ def _prepare(conn: Connection, origin: str, create: bool, location: str) -> None
         conn.execute(insert(meta), [{"key": "format", "value": FORMAT},
                                     {"key": "format_version", "value": FORMAT_VERSION},
                                     {"key": "origin", "value": origin}])
-        return
+        return str(origin)
     if not {"meta", "migrations"} <= tables:
         raise ConfigError(f"{location} is not a ccattest record",
                           expected=f"a {FORMAT} database",
@@ -547,6 +551,8 @@ def _prepare(conn: Connection, origin: str, create: bool, location: str) -> None
         raise ConfigError(f"{location} is not a ccattest record of this version",
                           expected=f"{FORMAT} {FORMAT_VERSION}",
                           found=f"{found.get('format')} {found.get('format_version')}")
+    if origin is None:  # an auditor: the record says whose log it is
+        origin = str(found.get("origin") or "")
     if found.get("origin") != origin:
         raise ConfigError(f"{location} is another log", expected=f"origin {origin!r}",
                           found=f"origin {found.get('origin')!r}",
@@ -557,6 +563,7 @@ def _prepare(conn: Connection, origin: str, create: bool, location: str) -> None
                           expected=f"schema version {MIGRATIONS[-1].version} or older",
                           found=f"version {version}", hint="upgrade ccattest")
     _migrate(conn, version)
+    return origin
 
 
 def _migrate(conn: Connection, version: int) -> None:
