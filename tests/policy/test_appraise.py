@@ -114,7 +114,9 @@ def test_failure_reasons_name_the_check_and_the_fix(software):
 def test_pipeline_turns_broken_evidence_into_results(software):
     policy = Policy(software=SoftwarePolicy(allow=True))
     evidence, report_data, _ = software.evidence()
-    tampered = dataclasses.replace(evidence, report=evidence.report[:-1] + b"\0")
+    # Flip the signature's last byte (setting it to 0 left it unchanged 1 time in 256).
+    flipped = bytes([evidence.report[-1] ^ 1])
+    tampered = dataclasses.replace(evidence, report=evidence.report[:-1] + flipped)
     result = verify_and_appraise(tampered, software.verifier(), policy,
                                  report_data=report_data, at=software.now)
     assert not result.verified and result.attester == "site-1"
