@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from .cli_process import ccattest
+
 pytestmark = pytest.mark.slow
 
 NONCE = "11" * 32
-SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def run(*args: str, cwd: Path, check: int | None = 0) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOME": str(cwd), "COLUMNS": "200", "NO_COLOR": "1",
-           "PYTHONPATH": str(SRC)}
-    env.pop("CCATTEST_KEY_DIR", None)
-    proc = subprocess.run([sys.executable, "-m", "ccattest", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
-    if check is not None:
-        assert proc.returncode == check, proc.stdout + proc.stderr
-    return proc
+    return ccattest(*args, cwd=cwd, check=check, columns=200)
 
 
 @pytest.fixture(scope="module")

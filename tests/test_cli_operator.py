@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from .cli_process import SRC, ccattest
+
 pytestmark = pytest.mark.slow
 
-SRC = Path(__file__).resolve().parents[1] / "src"
 NONCE = "11" * 32
 SNP_DIR = "sev-snp/virtee-sev/tests/certs_data/"
 SNP_REPORT_DATA = ("d447b55d197491bfe15cf298f9de9986b7a7c4be2468b4f6e2d53b71d7c64581"
@@ -36,14 +37,7 @@ HEX_LINE = re.compile(r"\A[0-9a-f]{64,}\Z")
 
 def cli(*args: str, cwd: Path, check: int | None = 0, columns: int = 80,
         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "HOME": str(cwd), "COLUMNS": str(columns), "NO_COLOR": "1",
-                "PYTHONPATH": str(SRC), **(env or {})}
-    full_env.pop("CCATTEST_KEY_DIR", None)
-    proc = subprocess.run([sys.executable, "-m", "ccattest", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=120, check=False)
-    if check is not None:
-        assert proc.returncode == check, proc.stdout + proc.stderr
-    return proc
+    return ccattest(*args, cwd=cwd, check=check, columns=columns, env=env)
 
 
 def assert_fits(text: str, width: int = 80, max_lines: int = 40) -> None:

@@ -3,9 +3,6 @@ bundles it writes (cc_config sections, starter policy, no reference values yet).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +19,8 @@ from ccattest.provisioning import (
     provision,
 )
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+from ..cli_process import ccattest
+
 MAA = "sharedeus2.eus2.attest.azure.net"
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -39,11 +37,6 @@ def _kits(prod: Path) -> Path:
     return prod
 
 
-def _ccattest(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOME": str(cwd), "COLUMNS": "80", "NO_COLOR": "1",
-           "PYTHONPATH": str(SRC)}
-    return subprocess.run([sys.executable, "-m", "ccattest", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def _provision(tmp_path: Path, platforms: list[str], **kwargs: object) -> dict[str, Path]:
@@ -57,7 +50,7 @@ def _provision(tmp_path: Path, platforms: list[str], **kwargs: object) -> dict[s
 
 def test_configure_poc_for_snp_with_gpu(tmp_path):
     prod = _kits(tmp_path / "prod")
-    proc = _ccattest("nvflare", "configure", "--poc", "prod", "--platform", "SNP",
+    proc = ccattest("nvflare", "configure", "--poc", "prod", "--platform", "SNP",
                      "--platform", "nvgpu", "--not-cc", "site-2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "development TEE" not in proc.stdout
@@ -90,7 +83,7 @@ def test_configure_poc_for_snp_with_gpu(tmp_path):
 
 def test_configure_without_platform_warns_top_and_bottom(tmp_path):
     _kits(tmp_path / "prod")
-    proc = _ccattest("nvflare", "configure", "--poc", "prod", cwd=tmp_path)
+    proc = ccattest("nvflare", "configure", "--poc", "prod", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = " ".join(proc.stdout.split())
     warning = ("development TEE: no hardware guarantee — do not use in production; pass "
@@ -106,7 +99,7 @@ def test_configure_without_platform_warns_top_and_bottom(tmp_path):
 ])
 def test_configure_refuses_impossible_hardware(tmp_path, args, message):
     _kits(tmp_path / "prod")
-    proc = _ccattest("nvflare", "configure", "--poc", "prod", *args, cwd=tmp_path)
+    proc = ccattest("nvflare", "configure", "--poc", "prod", *args, cwd=tmp_path)
     assert proc.returncode == 2 and message in proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import pytest
 from ccattest.errors import ConfigError
 from ccattest.nvflare.status import NOT_STARTED, federation_view, find_kits, read_status
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+from ..cli_process import ccattest
 
 
 def _stamp(seconds_ago: float) -> str:
@@ -64,11 +61,6 @@ def _federation(root: Path) -> Path:
     return prod
 
 
-def _ccattest(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOME": str(cwd), "COLUMNS": "80", "NO_COLOR": "1",
-           "PYTHONPATH": str(SRC)}
-    return subprocess.run([sys.executable, "-m", "ccattest", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_view_merges_the_sites_files(tmp_path):
@@ -91,7 +83,7 @@ def test_view_merges_the_sites_files(tmp_path):
 
 def test_status_human_view_at_80_columns(tmp_path):
     _federation(tmp_path)
-    proc = _ccattest("status", "--poc", "poc", cwd=tmp_path)
+    proc = ccattest("status", "--poc", "poc", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = proc.stdout
     # Ages count from the test's start: a loaded machine may take seconds to get here.
@@ -109,7 +101,7 @@ def test_status_human_view_at_80_columns(tmp_path):
 
 def test_status_json(tmp_path):
     prod = _federation(tmp_path)
-    proc = _ccattest("status", str(prod), "--json", cwd=tmp_path)
+    proc = ccattest("status", str(prod), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert {"sites", "matrix", "rounds"} <= set(data)
@@ -122,15 +114,15 @@ def test_status_before_any_site_started(tmp_path):
     prod = _federation(tmp_path)
     for site in ("server", "site-1", "site-3"):
         (prod / site / "local" / "cc" / "status.json").unlink()
-    proc = _ccattest("status", cwd=prod)  # default: the current folder
+    proc = ccattest("status", cwd=prod)  # default: the current folder
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count(NOT_STARTED) == 4 and "trust matrix" not in proc.stdout
 
 
 def test_status_without_kits_is_a_clean_error(tmp_path):
-    proc = _ccattest("status", str(tmp_path), cwd=tmp_path)
+    proc = ccattest("status", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 2 and "no server or client startup kit found" in proc.stderr
-    proc = _ccattest("status", "missing", cwd=tmp_path)
+    proc = ccattest("status", "missing", cwd=tmp_path)
     assert proc.returncode == 2 and "not a folder: missing" in proc.stderr
 
 

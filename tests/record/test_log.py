@@ -3,10 +3,7 @@ way of tampering with a stored record that the audit must catch."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,9 +15,10 @@ from ccattest.record.entry import Entry
 from ccattest.record.log import RECORD_FILE, AuditReport, SiteLog, audit, locate
 from ccattest.record.store import RecordStore
 
+from ..cli_process import ccattest
+
 ORIGIN = "ccattest.example/fed-1/server"
 AT = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
-SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def verdict(number: int, status: str = "affirming") -> Entry:
@@ -177,10 +175,6 @@ def test_locate_finds_the_record_in_a_site_folder(record):
     assert locate(workspace / "nothing") == str(workspace / "nothing")
 
 
-def ccattest(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1", "PYTHONPATH": str(SRC)}
-    return subprocess.run([sys.executable, "-m", "ccattest", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.mark.slow
