@@ -11,8 +11,9 @@ import pytest
 
 from ccattest.errors import ConfigError, VerificationFailed
 from ccattest.record import merkle, note
+from ccattest.record.audit import AuditReport, audit
 from ccattest.record.entry import Entry
-from ccattest.record.log import RECORD_FILE, AuditReport, SiteLog, audit, locate
+from ccattest.record.log import RECORD_FILE, SiteLog, locate
 from ccattest.record.store import RecordStore
 
 from ..cli_process import ccattest

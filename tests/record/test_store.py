@@ -305,18 +305,21 @@ def test_pending_migrations_run_once_at_open(record_url: str,
     calls: list[int] = []
     extra = Table("extra", SAMetaData(), store.Column("x", store.Integer))
 
-    def v2(conn: store.Connection) -> None:
-        calls.append(2)
+    latest = store.MIGRATIONS[-1].version
+    nxt = latest + 1
+
+    def later(conn: store.Connection) -> None:
+        calls.append(nxt)
         extra.create(conn)
 
     monkeypatch.setattr(store, "MIGRATIONS",
-                        (*store.MIGRATIONS, store.Migration(2, "an extra table", v2)))
+                        (*store.MIGRATIONS, store.Migration(nxt, "an extra table", later)))
     for _ in range(2):
         with RecordStore.open(record_url, origin=ORIGIN) as again:
             assert again.size() == 2
             with again.engine.connect() as conn:
                 versions = conn.execute(select(store.migrations.c.version)
                                         .order_by(store.migrations.c.version)).scalars().all()
-                assert versions == [1, 2]
+                assert versions == list(range(1, nxt + 1))
                 assert conn.execute(select(extra.c.x)).all() == []
-    assert calls == [2]
+    assert calls == [nxt]

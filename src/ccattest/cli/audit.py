@@ -26,7 +26,8 @@ def audit_verify(
     Exit status: 0 intact, 1 tampered (the first fault is named), 2 unusable.
     """
     from ..record import note
-    from ..record.log import audit, locate
+    from ..record.audit import audit
+    from ..record.log import locate
     from ..record.store import RecordStore
 
     try:

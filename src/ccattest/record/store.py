@@ -14,6 +14,9 @@ Tables (schema version 1):
   ``timestamp`` (seconds, as the cosignature states it); the newest per witness is kept.
 - ``evidence``: ``digest`` (SHA-256 of the blob) and ``blob``; only when a site keeps
   evidence; one copy per digest.
+- ``witnessed`` (schema version 2): this site's view of OTHER sites' logs, as their witness:
+  per ``origin`` the largest checkpoint it checked and cosigned (``size``, ``root``, the
+  ``note``). It must survive restarts, or a log could fork behind a witness that forgot.
 - ``meta``: what this database is: the format (``ccattest-record``, version 1) and the log's
   origin. Opening a database whose meta names another origin, or that has no meta at all, is
   refused: one site must never append to another site's (or federation's) log.
@@ -120,6 +123,12 @@ cosignatures = Table("cosignatures", metadata,
 evidence = Table("evidence", metadata,
                  Column("digest", LargeBinary(32), primary_key=True),
                  Column("blob", LargeBinary, nullable=False))
+witnessed = Table("witnessed", metadata,
+                  Column("origin", Text, primary_key=True),
+                  Column("size", BigInteger, nullable=False),
+                  Column("root", LargeBinary(32), nullable=False),
+                  Column("note", Text, nullable=False),
+                  Column("updated_us", BigInteger, nullable=False))
 
 
 @dataclass(frozen=True)
@@ -135,8 +144,13 @@ def _v1(conn: Connection) -> None:
     conn.execute(insert(head).values(id=1, size=0))
 
 
+def _v2(conn: Connection) -> None:
+    witnessed.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "meta, head, entries, checkpoints, cosignatures, evidence", _v1),
+    Migration(2, "witnessed: the checkpoints of other logs this site cosigned", _v2),
 )
 
 
@@ -331,8 +345,11 @@ class RecordStore:
 
     # -- checkpoints and cosignatures ------------------------------------------------------
 
-    def add_checkpoint(self, size: int, root: bytes, note: str, *, at: datetime) -> bool:
-        """Store a signed checkpoint after checking its root against the stored leaves.
+    def add_checkpoint(self, size: int, root: bytes, note: str, *, at: datetime,
+                       check_root: bool = True) -> bool:
+        """Store a signed checkpoint after checking its root against the stored leaves
+        (O(size); the log's writer, whose tree was built from those same leaves, skips it
+        with check_root=False: `audit` checks every stored root anyway).
         Returns False when the same checkpoint was already stored."""
         created_us = _micros(at, "checkpoint time")
         with self._transaction("store the checkpoint", write=True) as conn:
@@ -340,9 +357,11 @@ class RecordStore:
             if not 0 <= size <= logsize:
                 raise VerificationFailed("a checkpoint beyond the log",
                                          expected=f"a size from 0 to {logsize}", found=size)
-            leaves = conn.execute(select(entries.c.leaf_hash).where(entries.c.idx < size)
-                                  .order_by(entries.c.idx)).scalars().all()
-            actual = merkle.root([bytes(leaf) for leaf in leaves])
+            actual = root
+            if check_root:
+                leaves = conn.execute(select(entries.c.leaf_hash).where(entries.c.idx < size)
+                                      .order_by(entries.c.idx)).scalars().all()
+                actual = merkle.root([bytes(leaf) for leaf in leaves])
             if actual != root:
                 raise VerificationFailed(f"the checkpoint's root is not that of the first "
                                          f"{size} entries", expected=actual.hex(),
@@ -372,24 +391,64 @@ class RecordStore:
     def add_cosignature(self, size: int, witness: str, line: str, *, timestamp: int) -> bool:
         """Keep a witness's cosignature of the checkpoint of ``size`` (the newest per
         witness). Returns whether it was stored."""
-        with self._transaction("store the cosignature", write=True) as conn:
+        return self.add_cosignatures(size, [(witness, line, timestamp)]) == 1
+
+    def add_cosignatures(self, size: int, lines: list[tuple[str, str, int]]) -> int:
+        """Several witnesses' (witness, line, timestamp) for one checkpoint in one
+        transaction (a round brings one per client). Returns how many were stored."""
+        stored_count = 0
+        with self._transaction("store cosignatures", write=True) as conn:
             if conn.execute(select(checkpoints.c.size)
                             .where(checkpoints.c.size == size)).first() is None:
                 raise VerificationFailed("a cosignature of a checkpoint this log never made",
-                                         found=f"size {size} from {witness}")
-            stored = conn.execute(select(cosignatures.c.timestamp).where(
-                cosignatures.c.checkpoint_size == size,
-                cosignatures.c.witness == witness)).scalar_one_or_none()
-            if stored is None:
-                conn.execute(insert(cosignatures).values(checkpoint_size=size, witness=witness,
-                                                         line=line, timestamp=timestamp))
-                return True
-            if timestamp <= stored:
-                return False
-            conn.execute(update(cosignatures).where(
-                cosignatures.c.checkpoint_size == size, cosignatures.c.witness == witness,
-            ).values(line=line, timestamp=timestamp))
-        return True
+                                         found=f"size {size}")
+            for witness, line, timestamp in lines:
+                stored = conn.execute(select(cosignatures.c.timestamp).where(
+                    cosignatures.c.checkpoint_size == size,
+                    cosignatures.c.witness == witness)).scalar_one_or_none()
+                if stored is None:
+                    conn.execute(insert(cosignatures).values(
+                        checkpoint_size=size, witness=witness, line=line, timestamp=timestamp))
+                elif timestamp > stored:
+                    conn.execute(update(cosignatures).where(
+                        cosignatures.c.checkpoint_size == size,
+                        cosignatures.c.witness == witness,
+                    ).values(line=line, timestamp=timestamp))
+                else:
+                    continue
+                stored_count += 1
+        return stored_count
+
+    def checkpoint(self, size: int) -> Checkpoint | None:
+        with self._transaction("read checkpoints") as conn:
+            row = conn.execute(select(checkpoints).where(checkpoints.c.size == size)).first()
+        return None if row is None else _checkpoint(row)
+
+    # -- what this site witnessed of other logs --------------------------------------------
+
+    def witnessed(self, origin: str) -> Checkpoint | None:
+        """The largest checkpoint of log ``origin`` this site checked and cosigned."""
+        with self._transaction("read witness state") as conn:
+            row = conn.execute(select(witnessed).where(witnessed.c.origin == origin)).first()
+        return None if row is None else Checkpoint(row.size, bytes(row.root), row.note,
+                                                   _instant(row.updated_us))
+
+    def set_witnessed(self, origin: str, size: int, root: bytes, note: str, *,
+                      at: datetime) -> None:
+        """Remember a checkpoint of ``origin`` the caller has proved consistent with the
+        previous one; never moves backwards (a smaller size is refused)."""
+        updated_us = _micros(at, "witness time")
+        with self._transaction("store witness state", write=True) as conn:
+            row = conn.execute(select(witnessed.c.size).where(witnessed.c.origin == origin)
+                               ).first()
+            values = {"size": size, "root": bytes(root), "note": note, "updated_us": updated_us}
+            if row is None:
+                conn.execute(insert(witnessed).values(origin=origin, **values))
+                return
+            if size < row.size:
+                raise VerificationFailed(f"witness state of {origin} would move backwards",
+                                         expected=f"size at least {row.size}", found=size)
+            conn.execute(update(witnessed).where(witnessed.c.origin == origin).values(**values))
 
     def cosignatures(self, size: int) -> list[Cosignature]:
         with self._transaction("read cosignatures") as conn:
