@@ -446,23 +446,10 @@ def _select_key(
 
 
 
-def verify_token(
-    token: str,
-    jwks: Mapping[str, Any] | KeySet,
-    *,
-    at: datetime,
-    audience: str | None = None,
-    nonce: bytes | None = None,
-    leeway: timedelta = timedelta(seconds=0),
-) -> dict[str, Any]:
-    """The claims of an EAR `token` signed by a key in `jwks`, judged as of `at`.
-
-    `audience` and `nonce` are checked only when given; a relying party that issued a
-    challenge must pass it, or a replayed token from another session would be accepted.
+def signed_claims(token: str, jwks: Mapping[str, Any] | KeySet) -> dict[str, Any]:
+    """The claims of a JWT whose signature verifies with a key in `jwks`; nothing else is
+    judged (times, profile and audience are the caller's: receipts, for one, never expire).
     """
-    require_aware(at, "at")
-    if leeway < timedelta(0):
-        raise ConfigError("leeway must not be negative", found=str(leeway))
     index = jwks.index if isinstance(jwks, KeySet) else _index_jwks(jwks)
     header = parse_header(token)
     alg, public_key = _select_key(header, index)
@@ -496,6 +483,27 @@ def verify_token(
             "token rejected", found=short(str(exc) or type(exc).__name__, 120)
         ) from None
 
+    return claims
+
+
+def verify_token(
+    token: str,
+    jwks: Mapping[str, Any] | KeySet,
+    *,
+    at: datetime,
+    audience: str | None = None,
+    nonce: bytes | None = None,
+    leeway: timedelta = timedelta(seconds=0),
+) -> dict[str, Any]:
+    """The claims of an EAR `token` signed by a key in `jwks`, judged as of `at`.
+
+    `audience` and `nonce` are checked only when given; a relying party that issued a
+    challenge must pass it, or a replayed token from another session would be accepted.
+    """
+    require_aware(at, "at")
+    if leeway < timedelta(0):
+        raise ConfigError("leeway must not be negative", found=str(leeway))
+    claims = signed_claims(token, jwks)
     profile = claims.get("eat_profile")
     if profile != EAR_PROFILE:
         raise VerificationFailed(
@@ -527,5 +535,6 @@ __all__ = [
     "load_jwks",
     "load_or_create_signing_key",
     "sign_results",
+    "signed_claims",
     "verify_token",
 ]

@@ -9,9 +9,12 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from .journal import Journal
 
 
 class Action(StrEnum):
@@ -49,9 +52,11 @@ class Effects(Protocol):
 class FailureHandler:
     """Turns failures into actions; unreachable peers get a grace period before acting."""
 
-    def __init__(self, config: ActionConfig, effects: Effects) -> None:
+    def __init__(self, config: ActionConfig, effects: Effects, *,
+                 journal: Journal | None = None) -> None:
         self.config = config
         self.effects = effects
+        self.journal = journal  # actions are recorded once, when first applied
         self._lock = threading.Lock()
         self._unreachable_since: dict[str, datetime] = {}
         self._acted: set[tuple[str, Cause]] = set()
@@ -81,6 +86,10 @@ class FailureHandler:
         self.effects.alert(site, cause, detail)
         if not first and action is not Action.ALERT:
             return action  # already applied; repeating a shutdown or exclusion helps nobody
+        if first and self.journal is not None:
+            self.journal.action(site, cause.value, action.value, detail)
+            if action is Action.EXCLUDE_SITE:
+                self.journal.exclusion(site, f"{cause.value}: {detail}")
         if action is Action.EXCLUDE_SITE:
             self.effects.exclude_site(site, detail)
         elif action is Action.STOP_JOBS:

@@ -12,6 +12,7 @@ builds. Paths are relative to the file. A site with no `collect` section is not 
       sites: {server: {platforms: [software]}, site-3: {cc_enabled: false}}
     rounds: {interval_seconds: 60, jitter: 0.1, deadline_seconds: 30}
     actions: {on_rejected: exclude_site, on_unreachable: exclude_site}
+    record: {federation: f3a9c1, url: null, required: false}   (mesh/recording.py)
 
 `verify.snp` and `verify.tdx` take a collateral source, as `ccattest verify` does:
 `collateral` (a cache folder from `ccattest collateral fetch`, or a bundle file from
@@ -180,6 +181,19 @@ class RoundsConfig(_Strict):
     request_timeout_seconds: float = Field(default=10.0, gt=0)
 
 
+class RecordConfig(_Strict):
+    """The site's record (mesh/recording.py). Paths are relative to the config."""
+
+    federation: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    url: str | None = None  # a database URL (postgresql://...); else SQLite in local/cc/
+    required: bool = False  # a failing record blocks jobs (else it is an alert)
+    checkpoint_every: int = Field(default=64, ge=1, le=1_000_000)
+    keep_evidence: bool = False  # also keep each evidence blob, once per digest
+    keys: str = "federation.jwks.json"  # every site's public keys (the federation's JWKS)
+    key_dir: str = "keys"  # record-log.key, record-witness.key, result.key.pem
+    receipt_cosign_seconds: float = Field(default=10.0, gt=0, le=300)
+
+
 class CCConfig(_Strict):
     site: str
     policy: str
@@ -188,6 +202,7 @@ class CCConfig(_Strict):
     roster: RosterConfig = Field(default_factory=RosterConfig)
     rounds: RoundsConfig = Field(default_factory=RoundsConfig)
     actions: ActionConfig = Field(default_factory=ActionConfig)
+    record: RecordConfig | None = None
 
 
 def load_cc_config(path: Path | str) -> tuple[CCConfig, Path]:

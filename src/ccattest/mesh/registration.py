@@ -26,6 +26,7 @@ from typing import Any
 from ..errors import MalformedEvidence, PolicyRejected, StaleEvidence
 from ..freshness import ChallengeIssuer, ReplayCache, check_window
 from .agent import SiteAgent, SiteVerdict
+from .journal import Journal
 from .trustbook import TrustBook
 from .wire import evidence_from_wire, evidence_to_wire, parse_hex, parse_time
 
@@ -48,9 +49,11 @@ class RegistrationClient:
     agent: SiteAgent
     server: str  # the server's authenticated name, from this site's own startup kit
     trust: TrustBook
+    journal: Journal | None = None
 
     def __post_init__(self) -> None:
         self._challenge: bytes | None = None
+        self.journal = self.journal or Journal(None, self.agent.identity)
 
     def hello(self, at: datetime) -> dict[str, Any]:
         self._challenge = secrets.token_bytes(32)
@@ -76,6 +79,7 @@ class RegistrationClient:
             evidence = evidence_from_wire(reply["evidence"])
             verdict = self.agent.judge(self.server, evidence, nonce=challenge,
                                        context=REPLY_CONTEXT, at=at)
+            _record(self.journal, verdict, evidence, "reply", definitive=True)
         self.trust.record(verdict, definitive=True)
         if verdict.cc_enabled and not verdict.affirming:
             raise _rejection(verdict, "the server failed attestation")
@@ -90,9 +94,11 @@ class RegistrationClient:
 
 class RegistrationServer:
     def __init__(self, agent: SiteAgent, trust: TrustBook, *,
-                 window: timedelta = timedelta(minutes=2)) -> None:
+                 window: timedelta = timedelta(minutes=2), journal: Journal | None = None
+                 ) -> None:
         self.agent = agent
         self.trust = trust
+        self.journal = journal or Journal(None, agent.identity)
         self.window = window
         self.issuer = ChallengeIssuer(ttl=window, verifier_id=agent.identity)
         self._seen = ReplayCache(ttl=2 * window, what="registration challenge")
@@ -110,11 +116,14 @@ class RegistrationServer:
             evidence = evidence_from_wire(hello.get("evidence"))
             verdict = self.agent.judge(client, evidence, nonce=_hello_nonce(challenge, sent_at),
                                        context=HELLO_CONTEXT, at=at)
+            _record(self.journal, verdict, evidence, "hello", definitive=False)
             self.trust.record(verdict, definitive=False)
             if not verdict.affirming:
                 raise _rejection(verdict, "registration refused")
         else:
             self.trust.record(SiteVerdict(client, at, cc_enabled=False), definitive=True)
+            self.journal.registration(client, "hello", definitive=True, status="not-cc",
+                                      verdict=None, at=at)
         reply: dict[str, Any] = {}
         if self.agent.cc_enabled:
             reply["evidence"] = evidence_to_wire(self.agent.collect(challenge, REPLY_CONTEXT))
@@ -127,7 +136,17 @@ class RegistrationServer:
             raise MalformedEvidence("confirmation is malformed")
         nonce = parse_hex(body.get("challenge"), 32, "challenge")
         self.issuer.redeem(nonce, context=f"confirm:{client}", at=at)
-        verdict = self.agent.judge(client, evidence_from_wire(body.get("evidence")),
-                                   nonce=nonce, context=CONFIRM_CONTEXT, at=at)
+        evidence = evidence_from_wire(body.get("evidence"))
+        verdict = self.agent.judge(client, evidence, nonce=nonce, context=CONFIRM_CONTEXT,
+                                   at=at)
+        _record(self.journal, verdict, evidence, "confirm", definitive=True)
         self.trust.record(verdict, definitive=True)
         return verdict
+
+
+def _record(journal: Journal, verdict: SiteVerdict, evidence: list[Any], stage: str, *,
+            definitive: bool) -> None:
+    index = journal.verdict(verdict, evidence, context=f"registration/{stage}",
+                            definitive=definitive)
+    journal.registration(verdict.site, stage, definitive=definitive, status=verdict.status,
+                         verdict=index, at=verdict.at)

@@ -19,15 +19,18 @@ from typing import Any
 
 from ..errors import CCAttestError, MalformedEvidence, StaleEvidence
 from ..freshness import ReplayCache
+from ..record.witness import LogView, Witness, Witnessed, WrongStartingPoint
 from ..timeutil import utcnow
 from .actions import FailureHandler
 from .agent import SiteAgent
+from .journal import Journal, evidence_digest
 from .roster import Roster
 from .transport import PeerUnreachable, Transport
 from .trustbook import TrustBook
 from .wire import Transcript, evidence_from_wire, evidence_to_wire, parse_hex
 
 CONTRIBUTE, ATTEST, VERIFY = "round.contribute", "round.attest", "round.verify"
+COSIGN = "record.cosign"  # witness the coordinator's log outside a round (job receipts)
 MAX_PENDING_ROUNDS = 64
 
 
@@ -37,11 +40,15 @@ class RoundParticipant:
     def __init__(self, agent: SiteAgent, trust: TrustBook, *,
                  handler: FailureHandler | None = None,
                  clock: Callable[[], datetime] = utcnow,
-                 round_ttl: timedelta = timedelta(minutes=10)) -> None:
+                 round_ttl: timedelta = timedelta(minutes=10),
+                 journal: Journal | None = None, witness: Witness | None = None) -> None:
         self.agent = agent
         self.trust = trust
         self.handler = handler
         self.clock = clock
+        self.journal = journal or Journal(None, agent.identity)
+        self.witness = witness
+        self.record_rounds = True  # the coordinator's own site records rounds it ran itself
         self._lock = threading.Lock()
         self._contributed: dict[str, bytes] = {}  # round id -> our contribution, bounded
         self._verified = ReplayCache(ttl=round_ttl, max_entries=4096, what="round")
@@ -61,9 +68,32 @@ class RoundParticipant:
         if topic == ATTEST:
             return self._attest(Transcript.from_wire(body.get("transcript")))
         if topic == VERIFY:
-            return self._verify(Transcript.from_wire(body.get("transcript")),
-                                body.get("evidence"))
+            answer = self._verify(Transcript.from_wire(body.get("transcript")),
+                                  body.get("evidence"), sender)
+            if "log" in body:
+                answer.update(self.cosign(sender, body["log"]))
+            return answer
+        if topic == COSIGN:
+            return self.cosign(sender, body.get("log"))
         raise MalformedEvidence(f"unknown round topic {topic!r}")
+
+    def cosign(self, sender: str, view: Any) -> dict[str, Any]:
+        """Witness the coordinator's log: check its checkpoint extends what this site
+        cosigned before, then cosign it. A log that forked, was rewritten or lost its tail
+        is a failure of the coordinator, handled like any rejection (and recorded)."""
+        if self.witness is None:
+            return {}
+        try:
+            line = self.witness.cosign(LogView.from_wire(view), at=self.clock())
+        except WrongStartingPoint as error:
+            return {"witness_error": error.message, "witnessed": error.needed}
+        except CCAttestError as error:
+            detail = f"its log failed this site's witness check: {error}"
+            self.journal.action(sender, "witness", "refuse-cosignature", detail)
+            if self.handler is not None:
+                self.handler.rejected(sender, detail)
+            return {"witness_error": str(error)[:300]}
+        return {"cosignature": line}
 
     def _contribute(self, body: dict[str, Any]) -> dict[str, Any]:
         round_id = body.get("round_id")
@@ -76,7 +106,10 @@ class RoundParticipant:
             while len(self._contributed) >= MAX_PENDING_ROUNDS:
                 self._contributed.pop(next(iter(self._contributed)))
             self._contributed[round_id] = contribution
-        return {"contribution": contribution.hex()}
+        answer: dict[str, Any] = {"contribution": contribution.hex()}
+        if self.witness is not None:
+            answer["witnessed"] = self.witness.seen_size()
+        return answer
 
     def _own_contribution_checked(self, transcript: Transcript) -> None:
         with self._lock:
@@ -92,9 +125,11 @@ class RoundParticipant:
     def _attest(self, transcript: Transcript) -> dict[str, Any]:
         self._own_contribution_checked(transcript)
         evidence = self.agent.collect(transcript.nonce(), transcript.context)
+        self.journal.own_evidence = ",".join(evidence_digest(item) for item in evidence)
         return {"evidence": evidence_to_wire(evidence)}
 
-    def _verify(self, transcript: Transcript, evidence_map: Any) -> dict[str, Any]:
+    def _verify(self, transcript: Transcript, evidence_map: Any, coordinator: str
+                ) -> dict[str, Any]:
         self._own_contribution_checked(transcript)
         self._verified.check_and_add(transcript.nonce(), at=self.clock())
         with self._lock:
@@ -115,7 +150,11 @@ class RoundParticipant:
             verdict = self.agent.judge(peer, evidence, nonce=transcript.nonce(),
                                        context=transcript.context, at=at)
             self.trust.record(verdict, definitive=True)
+            if verdict.cc_enabled:
+                self.journal.verdict(verdict, evidence, context="round", definitive=True,
+                                     round_id=transcript.round_id)
             summary = verdict.summary()
+            summary["evidence"] = [evidence_digest(item) for item in evidence]
             if note:
                 summary["failures"] = [note, *summary["failures"]]  # type: ignore[list-item]
             verdicts[peer] = summary
@@ -125,7 +164,24 @@ class RoundParticipant:
             self._completed += 1
             self._last = {"round_id": transcript.round_id, "at": at.isoformat(),
                           "sites": transcript.sites(), "judged": sorted(verdicts)}
+        if self.record_rounds:
+            missing = {site: "no evidence in the round" for site in transcript.sites()
+                       if site != self.agent.identity and site not in evidence_map}
+            self.record_round(transcript, missing, verdicts, at, coordinator)
         return {"verdicts": verdicts}
+
+    def record_round(self, transcript: Transcript, missing: Mapping[str, str],
+                     verdicts: Mapping[str, Any], at: datetime, coordinator: str) -> None:
+        judged = {}
+        for peer, summary in verdicts.items():
+            if isinstance(summary, Mapping) and summary.get("status") != "not-cc":
+                digests = summary.get("evidence") or []
+                judged[peer] = (str(summary.get("status")),
+                                ",".join(str(d) for d in digests) or None)
+        self.journal.round(round_id=transcript.round_id, transcript=transcript.nonce().hex(),
+                           coordinator=coordinator,
+                           participants=transcript.sites(), missing=missing, judged=judged,
+                           at=at)
 
 
 @dataclass
@@ -139,6 +195,8 @@ class RoundReport:
     unreachable: dict[str, str]
     verdicts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     messages: int = 0
+    cosigned: list[str] = field(default_factory=list)
+    witness_refused: dict[str, str] = field(default_factory=dict)
 
     @property
     def collections(self) -> int:
@@ -150,8 +208,11 @@ class RoundCoordinator:
 
     def __init__(self, participant: RoundParticipant, transport: Transport, roster: Roster,
                  members: Callable[[], list[str]], *, handler: FailureHandler | None = None,
-                 deadline: timedelta = timedelta(seconds=30), max_workers: int = 16) -> None:
+                 deadline: timedelta = timedelta(seconds=30), max_workers: int = 16,
+                 witnessed: Witnessed | None = None) -> None:
         self.participant = participant
+        participant.record_rounds = False  # it judges; the coordinator records the round
+        self.witnessed = witnessed
         self.identity = participant.agent.identity
         self.transport = transport
         self.roster = roster
@@ -211,12 +272,47 @@ class RoundCoordinator:
         evidence = {site: answer.get("evidence") for site, answer in attested.items()}
         report.attested = sorted(evidence)
         verify_body = {"transcript": wire, "evidence": evidence}
-        results = self._fan_out(report.attested, VERIFY, lambda _: verify_body, report, until)
+        checkpoint = self.participant.journal.checkpoint() if self.witnessed else None
+
+        def body(site: str) -> dict[str, Any]:
+            if checkpoint is None or self.witnessed is None or site == self.identity:
+                return verify_body
+            seen = answers.get(site, {}).get("witnessed")
+            return {**verify_body, "log": self.witnessed.view(checkpoint, seen, site).to_wire()}
+
+        results = self._fan_out(report.attested, VERIFY, body, report, until)
         report.verdicts = {site: answer.get("verdicts", {}) for site, answer in results.items()}
+        if checkpoint is not None:
+            self._accept_cosignatures(checkpoint, results, report)
         self._record_remote(report)
+        self._record_round(transcript, report)
         self._handle_unreachable(report)
         report.seconds = time.monotonic() - t0
         return report
+
+    def _accept_cosignatures(self, checkpoint: bytes, results: Mapping[str, Any],
+                             report: RoundReport) -> None:
+        assert self.witnessed is not None
+        lines = {site: answer.get("cosignature") for site, answer in results.items()
+                 if site != self.identity and self.roster.is_cc(site)}
+        for site, answer in results.items():
+            if answer.get("witness_error"):
+                report.witness_refused[site] = str(answer["witness_error"])[:300]
+        try:
+            report.cosigned, refused = self.witnessed.accept(
+                checkpoint, {s: line for s, line in lines.items() if line}, at=utcnow())
+        except CCAttestError as error:  # the record failed: the round itself stands
+            self.participant.journal.action(self.identity, "record", "alert", str(error))
+            return
+        report.witness_refused.update(refused)
+
+    def _record_round(self, transcript: Transcript, report: RoundReport) -> None:
+        own = report.verdicts.get(self.identity, {})
+        missing = dict(report.unreachable)
+        for site in report.sites:
+            if site != self.identity and site not in report.attested:
+                missing.setdefault(site, "no evidence in the round")
+        self.participant.record_round(transcript, missing, own, report.started, self.identity)
 
     def _record_remote(self, report: RoundReport) -> None:
         trust = self.participant.trust

@@ -18,7 +18,7 @@ from ..errors import ConfigError, MalformedEvidence
 from ..timeutil import require_aware
 
 VERSION = 1
-MAX_ENTRY_BYTES = 256 * 1024
+MAX_ENTRY_BYTES = 2 * 1024 * 1024  # a receipt entry holds a signed receipt (a JWT up to 1 MiB)
 KINDS = frozenset({
     "registration", "verdict", "round", "gate", "action", "exclusion", "readmission",
     "config", "receipt",

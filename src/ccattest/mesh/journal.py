@@ -1,0 +1,253 @@
+"""What a site writes to its record (record/), in the words of the mesh.
+
+Growth follows change, not rounds x N^2: a verdict entry is written at registration and
+then only when this site's judgement of a peer changes (status, policy, claims or
+failures); every round adds ONE entry holding each judged peer's status and fresh evidence
+digest. Peers' verdicts about each other are never copied into this site's record: each
+site records its own.
+
+The record failing (disk full, database gone) never stops attestation: the failure is
+logged and reported to `on_failure` once per outage, and the site keeps attesting; with
+`required` the site also refuses jobs until the record works again (`healthy`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from ..evidence import Evidence
+from ..policy import Policy
+from ..record.entry import Entry, canonical, decode
+from ..record.log import SiteLog
+from ..timeutil import utcnow
+from .agent import SiteVerdict
+
+log = logging.getLogger("ccattest.record")
+MAX_FAILURES_KEPT = 8
+MAX_EVENTS = 4096  # kept in memory for closing receipts
+# Claims that differ at every collection (the challenge a report answers, its time): they
+# are recorded with a verdict but do not make a judgement "changed".
+VOLATILE_CLAIMS = frozenset({"report_data", "nonce", "eat_nonce", "user_data", "runtime_data",
+                             "timestamp", "iat", "exp", "nbf", "jti"})
+
+
+def evidence_digest(item: Evidence) -> str:
+    return hashlib.sha256(canonical(item.to_dict())).hexdigest()
+
+
+def policy_digest(policy: Policy) -> str:
+    return hashlib.sha256(canonical(_plain(policy.model_dump(mode="json")))).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """A value the canonical encoding accepts: floats and other types become strings."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(item) for item in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+class Journal:
+    """A site's writer of record entries; a `Journal(None, ...)` records nothing."""
+
+    def __init__(self, site_log: SiteLog | None, site: str, *, policy: Policy | None = None,
+                 required: bool = False, keep_evidence: bool = False,
+                 on_failure: Callable[[str], None] | None = None) -> None:
+        self.log, self.site, self.required = site_log, site, required
+        self.keep_evidence = keep_evidence
+        self.on_failure = on_failure
+        self.policy = None if policy is None else {"id": policy.id,
+                                                   "digest": policy_digest(policy)}
+        self._lock = threading.Lock()
+        self._judged: dict[str, tuple[str, int]] = {}  # peer -> (judgement key, entry index)
+        self._round_of: dict[str, int] = {}  # peer -> index of the last round that judged it
+        self.failure: str | None = None
+        self.own_evidence: str | None = None  # digest(s) of this site's latest evidence
+        self.events: list[tuple[int, str, tuple[str, ...]]] = []  # for closing receipts
+
+    @property
+    def enabled(self) -> bool:
+        return self.log is not None
+
+    @property
+    def healthy(self) -> bool:
+        return self.failure is None
+
+    def blocks_jobs(self) -> str | None:
+        """Why jobs must wait, when the record is required and failing."""
+        if self.required and self.failure is not None:
+            return f"the record is required and failing: {self.failure}"
+        return None
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _append(self, kind: str, data: Mapping[str, Any], at: datetime | None = None
+                ) -> int | None:
+        if self.log is None:
+            return None
+        try:
+            index = self.log.append(Entry(kind, self.site, at or utcnow(), _plain(data)))
+        except Exception as error:  # a record failure must never stop a round
+            self._failed(f"{type(error).__name__}: {error}")
+            return None
+        if self.failure is not None:
+            log.warning("ccattest: the record works again (%s)", self.log.store.location)
+            self.failure = None
+        return index
+
+    def _failed(self, detail: str) -> None:
+        first = self.failure is None
+        self.failure = detail[:300]
+        log.error("ccattest: the record could not be written: %s", detail)
+        if first and self.on_failure is not None:
+            self.on_failure(self.failure)
+
+    def checkpoint(self, at: datetime | None = None) -> bytes | None:
+        if self.log is None:
+            return None
+        try:
+            return self.log.checkpoint(at=at or utcnow())
+        except Exception as error:
+            self._failed(f"checkpoint: {type(error).__name__}: {error}")
+            return None
+
+    def config(self, *, config_digest: str, platforms: Iterable[str],
+               record: Mapping[str, Any], at: datetime | None = None) -> int | None:
+        """A config entry when what the site runs with differs from the last one written."""
+        data = {"policy": self.policy, "config": config_digest,
+                "platforms": sorted(platforms), "record": dict(record)}
+        if self.log is None:
+            return None
+        try:
+            last = self.log.store.entries(kind="config", site=self.site)
+        except Exception as error:
+            self._failed(f"{type(error).__name__}: {error}")
+            return None
+        if last and decode(last[-1].body).data == _plain(data):
+            return None
+        return self._append("config", data, at)
+
+    def verdict(self, verdict: SiteVerdict, evidence: Sequence[Evidence], *, context: str,
+                definitive: bool, round_id: str | None = None) -> int | None:
+        """Record a judgement; in rounds only when it changed. Returns the index of the
+        entry that now stands for this judgement (new or earlier)."""
+        digests = {item.platform: evidence_digest(item) for item in evidence}
+        if self.keep_evidence and self.log is not None:
+            for item in evidence:
+                self._keep(item)
+        results = [{"platform": r.platform, "status": r.status.value,
+                    "trust_vector": r.trust_vector.to_dict(),
+                    "evidence": digests.get(r.platform), "claims": _plain(dict(r.claims)),
+                    "expires": r.expires_at.isoformat()} for r in verdict.results]
+        judgement = {"status": verdict.status, "policy": self.policy,
+                     "claims": [[r["platform"], {k: v for k, v in r["claims"].items()
+                                                 if k not in VOLATILE_CLAIMS}]
+                                for r in results],
+                     "failures": verdict.failures()[:MAX_FAILURES_KEPT]}
+        key = hashlib.sha256(canonical(_plain(judgement))).hexdigest()
+        with self._lock:
+            previous = self._judged.get(verdict.site)
+        if context == "round" and previous is not None and previous[0] == key and definitive:
+            return previous[1]
+        data = {"peer": verdict.site, "context": context, "round": round_id,
+                "definitive": definitive, "status": verdict.status,
+                "affirming": verdict.affirming, "policy": self.policy, "results": results,
+                "failures": judgement["failures"]}
+        index = self._append("verdict", data, verdict.at)
+        if index is not None and definitive:
+            with self._lock:
+                self._judged[verdict.site] = (key, index)
+        return index
+
+    def _keep(self, item: Evidence) -> None:
+        assert self.log is not None
+        blob = canonical(item.to_dict())
+        try:
+            self.log.store.put_evidence(hashlib.sha256(blob).digest(), blob)
+        except Exception as error:
+            self._failed(f"evidence: {type(error).__name__}: {error}")
+
+    def registration(self, peer: str, stage: str, *, definitive: bool, status: str,
+                     verdict: int | None, at: datetime | None = None) -> int | None:
+        return self._append("registration", {"peer": peer, "stage": stage,
+                                             "definitive": definitive, "status": status,
+                                             "verdict": verdict}, at)
+
+    def round(self, *, round_id: str, transcript: str, coordinator: str,
+              participants: Sequence[str], missing: Mapping[str, str],
+              judged: Mapping[str, tuple[str, str | None]], at: datetime) -> int | None:
+        data = {"round": round_id, "transcript": transcript, "coordinator": coordinator,
+                "participants": sorted(participants),
+                "missing": {site: why[:200] for site, why in sorted(missing.items())},
+                "judged": {peer: list(value) for peer, value in sorted(judged.items())}}
+        index = self._append("round", data, at)
+        if index is not None and missing:
+            self._event(index, "round", tuple(missing))
+        if index is not None:
+            with self._lock:
+                for peer, (status, _) in judged.items():
+                    if status == "affirming":
+                        self._round_of[peer] = index
+                    else:
+                        self._round_of.pop(peer, None)
+        return index
+
+    def gate(self, job: str, participants: Sequence[str], *, allowed: bool,
+             reasons: Sequence[str], byoc: bool = False, at: datetime | None = None
+             ) -> int | None:
+        return self._append("gate", {"job": job, "participants": sorted(participants),
+                                     "allowed": allowed, "reasons": list(reasons)[:16],
+                                     "byoc": byoc}, at)
+
+    def action(self, site: str, cause: str, action: str, detail: str) -> int | None:
+        index = self._append("action", {"site": site, "cause": cause, "action": action,
+                                        "detail": detail[:300]})
+        return self._event(index, "action", (site,))
+
+    def exclusion(self, site: str, detail: str) -> int | None:
+        index = self._append("exclusion", {"site": site, "detail": detail[:300]})
+        return self._event(index, "exclusion", (site,))
+
+    def _event(self, index: int | None, kind: str, sites: tuple[str, ...]) -> int | None:
+        if index is not None:
+            with self._lock:
+                self.events = [*self.events[-(MAX_EVENTS - 1):], (index, kind, sites)]
+        return index
+
+    def events_since(self, start: int, sites: Iterable[str]) -> list[int]:
+        """Indices of exclusions, actions and rounds with missing sites, at or after
+        `start`, that concern any of `sites` (what a closing receipt lists)."""
+        wanted = set(sites)
+        with self._lock:
+            return [index for index, _, about in self.events
+                    if index >= start and wanted.intersection(about)]
+
+    def readmission(self, site: str, detail: str) -> int | None:
+        return self._append("readmission", {"site": site, "detail": detail[:300]})
+
+    def receipt(self, job: str, phase: str, issuer: str, token: str) -> int | None:
+        return self._append("receipt", {"job": job, "phase": phase, "issuer": issuer,
+                                        "token": token})
+
+    # -- what a receipt cites ---------------------------------------------------------------
+
+    def relied_on(self, site: str) -> dict[str, int | None] | None:
+        """The entries standing for this site's current definitive verdict and the last
+        round that affirmed it; None when none was recorded."""
+        with self._lock:
+            judged = self._judged.get(site)
+            if judged is None:
+                return None
+            return {"verdict": judged[1], "round": self._round_of.get(site)}

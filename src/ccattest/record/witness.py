@@ -1,0 +1,180 @@
+"""Witnessing: clients vouch that the server's log only ever grows.
+
+The server (the log) sends each client its latest signed checkpoint and a consistency proof
+from the checkpoint that client last cosigned. The client (a `Witness`) checks the log's
+signature, that the log did not shrink (a dropped tail), that a checkpoint of the same size
+has the same root (a fork), and the RFC 9162 consistency proof (rewritten or forked
+history); only then does it remember the new checkpoint, durably, and cosign it
+(c2sp.org/tlog-cosignature). A server that shows two histories must later move a client
+from one to the other, which no proof allows; and a receipt carries the cosignatures of
+every participant on ONE checkpoint, which a split view cannot produce.
+
+`Witnessed` is the server's side: which size each witness last saw (from the witness's
+own answer), the proofs to send, and the cosignatures it gets back, verified before they
+are stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..errors import MalformedEvidence, StaleEvidence, VerificationFailed
+from . import merkle, note
+from .log import SiteLog
+from .store import RecordStore
+
+MAX_PROOF_HASHES = 128  # a consistency proof has at most 2 log2(size) + 1 hashes
+
+
+@dataclass(frozen=True)
+class LogView:
+    """What the log sends a witness: its checkpoint note and a proof from `old_size`."""
+
+    checkpoint: bytes
+    old_size: int
+    proof: tuple[bytes, ...]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"checkpoint": self.checkpoint.decode("utf-8"), "from": self.old_size,
+                "proof": [item.hex() for item in self.proof]}
+
+    @classmethod
+    def from_wire(cls, data: Any) -> LogView:
+        if not isinstance(data, Mapping):
+            raise MalformedEvidence("log view is malformed", expected="an object")
+        checkpoint, old_size, proof = data.get("checkpoint"), data.get("from"), data.get("proof")
+        if (not isinstance(checkpoint, str) or len(checkpoint) > note.MAX_NOTE_BYTES
+                or not isinstance(old_size, int) or isinstance(old_size, bool)
+                or not 0 <= old_size <= merkle.MAX_SIZE
+                or not isinstance(proof, list) or len(proof) > MAX_PROOF_HASHES):
+            raise MalformedEvidence("log view is malformed",
+                                    expected="checkpoint text, from (a size), proof (hashes)")
+        hashes = []
+        for item in proof:
+            try:
+                raw = bytes.fromhex(item) if isinstance(item, str) else b""
+            except ValueError:
+                raw = b""
+            if len(raw) != merkle.HASH_SIZE:
+                raise MalformedEvidence("log view proof holds a bad hash", found=repr(item)[:80])
+            hashes.append(raw)
+        return cls(checkpoint.encode("utf-8"), old_size, tuple(hashes))
+
+
+class WrongStartingPoint(StaleEvidence):
+    """The log sent a proof from another size than this witness last cosigned: not an
+    attack (the log may have restarted and forgotten), so the witness says which size it
+    needs and the log asks again."""
+
+    def __init__(self, needed: int, found: int) -> None:
+        super().__init__("the log's proof starts at another size than this witness "
+                         "cosigned", expected=needed, found=found)
+        self.needed = needed
+
+
+class Witness:
+    """A client's witness of one log (the server's). State lives in the client's own record
+    (table `witnessed`), so a restart does not reset what it vouched for."""
+
+    def __init__(self, store: RecordStore, signer: note.Signer, log_key: note.Verifier) -> None:
+        if signer.kind != note.COSIGNATURE_V1:
+            raise VerificationFailed("a witness cosigns with a type 0x04 key")
+        self.store, self.signer, self.log_key = store, signer, log_key
+
+    @property
+    def origin(self) -> str:
+        return self.log_key.name
+
+    def seen_size(self) -> int:
+        seen = self.store.witnessed(self.origin)
+        return 0 if seen is None else seen.size
+
+    def cosign(self, view: LogView, *, at: datetime) -> str:
+        """Check the view against what this witness saw before; remember it; return this
+        witness's cosignature line. Raises VerificationFailed, naming the attack, otherwise."""
+        head, _ = note.open_checkpoint(view.checkpoint, self.log_key)
+        seen = self.store.witnessed(self.origin)
+        if seen is not None:
+            where = f"{self.origin}'s log"
+            if head.size < seen.size:
+                raise VerificationFailed(f"{where} shrank: its tail was dropped",
+                                         expected=f"at least {seen.size} entries (cosigned "
+                                         "before)", found=f"{head.size} entries")
+            if head.size == seen.size and head.root != seen.root:
+                raise VerificationFailed(f"{where} forked: two checkpoints of size "
+                                         f"{head.size} with different roots",
+                                         expected=seen.root.hex(), found=head.root.hex())
+            if view.old_size != seen.size and head.size > seen.size:
+                raise WrongStartingPoint(seen.size, view.old_size)
+            try:
+                merkle.verify_consistency(seen.size, head.size, seen.root, head.root,
+                                          list(view.proof))
+            except VerificationFailed as error:
+                raise VerificationFailed(f"{where} does not extend the checkpoint this site "
+                                         f"cosigned at size {seen.size}: history was "
+                                         "rewritten or forked", found=error.message) from None
+        if seen is None or head.size > seen.size:
+            self.store.set_witnessed(self.origin, head.size, head.root,
+                                     view.checkpoint.decode("utf-8"), at=at)
+        cosigned = note.cosign(view.checkpoint, self.signer, self.log_key, at=at)
+        return note.parse(cosigned).signatures[-1].line()
+
+
+class Witnessed:
+    """The log's side: proofs for its witnesses and the cosignatures they return."""
+
+    def __init__(self, log: SiteLog, witnesses: Mapping[str, note.Verifier]) -> None:
+        self.log, self.witnesses = log, dict(witnesses)
+        self.seen: dict[str, int] = {}  # what each witness said, or last cosigned, it saw
+
+    def view(self, checkpoint: bytes, old_size: Any, witness: str | None = None) -> LogView:
+        """The view for a witness that says it last saw `old_size` (clamped: a witness that
+        claims more than the log holds gets no proof and must refuse, which it will)."""
+        head = note.Checkpoint.parse(note.parse(checkpoint).text)
+        if not isinstance(old_size, int) or isinstance(old_size, bool) or old_size < 0:
+            old_size = 0
+        if witness is not None:
+            self.seen[witness] = old_size
+        proof: list[bytes] = []
+        if 0 < old_size < head.size:
+            proof = self.log.consistency_proof(old_size, head.size)
+        return LogView(checkpoint, old_size, tuple(proof))
+
+    def accept(self, checkpoint: bytes, answers: Mapping[str, Any], *, at: datetime
+               ) -> tuple[list[str], dict[str, str]]:
+        """Verify and store the witnesses' cosignature lines; returns (who cosigned, who did
+        not and why). A line that does not verify is never stored."""
+        head = note.Checkpoint.parse(note.parse(checkpoint).text)
+        good: list[tuple[str, str, int]] = []
+        refused: dict[str, str] = {}
+        for site, line in sorted(answers.items()):
+            key = self.witnesses.get(site)
+            if key is None:
+                refused[site] = "no witness key for this site in the federation's key set"
+                continue
+            if not isinstance(line, str) or len(line) > 512 or not line.endswith("\n"):
+                refused[site] = "not a cosignature line"
+                continue
+            try:
+                cosignature = note.verify_cosignature(checkpoint + line.encode("utf-8"), key,
+                                                      now=at)
+            except (MalformedEvidence, VerificationFailed) as error:
+                refused[site] = error.message
+                continue
+            good.append((site, cosignature.line, cosignature.timestamp))
+        if good:
+            self.log.store.add_cosignatures(head.size, good)
+            for site, _, _ in good:
+                self.seen[site] = head.size
+        return [site for site, _, _ in good], refused
+
+    def cosigned_note(self, size: int) -> bytes:
+        """The stored checkpoint of `size` with every stored cosignature appended."""
+        stored = self.log.store.checkpoint(size)
+        if stored is None:
+            raise VerificationFailed(f"no checkpoint of size {size} in this log")
+        lines = "".join(item.line for item in self.log.store.cosignatures(size))
+        return stored.note.encode("utf-8") + lines.encode("utf-8")
