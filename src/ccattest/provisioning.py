@@ -5,6 +5,9 @@ builder and `ccattest nvflare configure` both call it.
 Bundle layout (a folder per site, e.g. <startup kit>/local/cc):
     cc_config.yaml   policy.yaml   software-root.pem   keys/site.pem   keys/site.key.pem
     workload.txt     the site's declared workload settings, measured at every collection
+    federation.jwks.json   every site's public record keys and receipt key (also written
+                     beside the provisioning root, for data owners who check receipts)
+    keys/record-log.key  keys/record-witness.key  keys/result.key.pem   (mode 0600)
 
 With hardware platforms (`FederationRequest.platforms`) a bundle holds only cc_config.yaml
 and a starter policy.yaml: the reference measurements are those of the images the operator
@@ -13,7 +16,9 @@ built, which only a known-good site can show (`reference_todo` says what to fill
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +36,7 @@ from .mesh.config import (
     MaaVerify,
     NvgpuCollect,
     NvgpuVerify,
+    RecordConfig,
     RoundsConfig,
     SnpCollect,
     SnpVerify,
@@ -40,8 +46,11 @@ from .mesh.config import (
     software_attester,
 )
 from .platforms.software.pki import KeyDir, issue_site
+from .record.keys import SiteKeys, merge_jwks
+from .tokens import SigningKey
 
 WORKLOAD_FILE = "workload.txt"
+JWKS_FILE = "federation.jwks.json"
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,8 @@ class FederationRequest:
     require_all_cc: bool = False
     platforms: Sequence[str] = ()  # hardware platforms (HARDWARE); empty: the software TEE
     maa_endpoint: str | None = None  # aci: the MAA instance the sidecar asks and peers trust
+    federation: str = ""  # names every site's log; empty: a fresh random id
+    record_url: str | None = None  # record.url for every site (PostgreSQL); else SQLite
 
 
 @dataclass(frozen=True)
@@ -131,8 +142,9 @@ def provision(request: FederationRequest, bundles: Mapping[str, Path], root_dir:
     """Write every site's bundle; returns each CC site's reference measurement (hex), which
     only the software TEE knows at provisioning (hardware: empty)."""
     hardware = hardware_platforms(request)
+    record = _provision_record_keys(request, bundles, root_dir)
     if hardware:
-        _provision_hardware(request, bundles, hardware)
+        _provision_hardware(request, bundles, hardware, record)
         return {}
     keys = KeyDir(root_dir)
     root = keys.ensure_root(now)
@@ -162,11 +174,32 @@ def provision(request: FederationRequest, bundles: Mapping[str, Path], root_dir:
             collect={"software": collect} if site.cc_enabled else {},
             verify={"software": {"roots": ["software-root.pem"]}},
             roster={"require_all_cc": request.require_all_cc, "sites": roster},
-            rounds=request.rounds, actions=request.actions,
+            rounds=request.rounds, actions=request.actions, record=record,
         )
         _write(bundle / "cc_config.yaml",
                yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
     return references
+
+
+def _provision_record_keys(request: FederationRequest, bundles: Mapping[str, Path],
+                           root_dir: Path) -> RecordConfig:
+    """Every site's record keys and receipt key, and the federation's public key set, in
+    every bundle and beside the root (what a data owner is given to check receipts)."""
+    federation = request.federation or secrets.token_hex(4)
+    record = RecordConfig(federation=federation, url=request.record_url)
+    public: list[list[dict[str, str]]] = []
+    for site in request.sites:
+        keys_dir = bundles[site.name] / "keys"
+        keys = SiteKeys.generate(federation, site.name)
+        keys.write(keys_dir)
+        result = SigningKey.generate()
+        _write(keys_dir / "result.key.pem", result.to_pem(), private=True)
+        public += [keys.public_jwks(), [result.public_jwk()]]
+    text = json.dumps(merge_jwks(public), indent=1).encode()
+    for site in request.sites:
+        _write(bundles[site.name] / JWKS_FILE, text)
+    _write(root_dir / JWKS_FILE, text)
+    return record
 
 
 def _policy(references: Mapping[str, str]) -> str:
@@ -209,7 +242,7 @@ def _hardware_sections(platforms: Sequence[str], maa_endpoint: str | None
 
 
 def _provision_hardware(request: FederationRequest, bundles: Mapping[str, Path],
-                        platforms: Sequence[str]) -> None:
+                        platforms: Sequence[str], record: RecordConfig) -> None:
     evidence = [HARDWARE[name].evidence for name in platforms]
     collect, verify = _hardware_sections(platforms, request.maa_endpoint)
     roster = {s.name: {"cc_enabled": s.cc_enabled, "platforms": evidence}
@@ -222,7 +255,7 @@ def _provision_hardware(request: FederationRequest, bundles: Mapping[str, Path],
             site=site.name, policy="policy.yaml",
             collect=collect if site.cc_enabled else {}, verify=verify,
             roster={"require_all_cc": request.require_all_cc, "sites": roster},
-            rounds=request.rounds, actions=request.actions,
+            rounds=request.rounds, actions=request.actions, record=record,
         )
         _write(bundle / "cc_config.yaml",
                yaml.safe_dump(config.model_dump(mode="json", exclude_none=True),

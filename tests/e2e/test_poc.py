@@ -25,13 +25,68 @@ def _rounds(poc: PocFederation, count: int, timeout: float = 60) -> dict:
 
 
 def _run_job(poc: PocFederation, tmp_path: Path, *, min_clients: int = 2) -> str:
+    return _run_job_id(poc, tmp_path, min_clients=min_clients)[1]
+
+
+def _run_job_id(poc: PocFederation, tmp_path: Path, *, min_clients: int = 2
+                ) -> tuple[str, str]:
     session = poc.session()
     try:
         job = session.submit_job(str(write_numpy_job(tmp_path / "jobs",
                                                      min_clients=min_clients)))
-        return session.wait_for_job(job, timeout=120, poll_interval=0.5)["status"]
+        return job, session.wait_for_job(job, timeout=120, poll_interval=0.5)["status"]
     finally:
         session.close()
+
+
+def _records_verify_and_the_receipt_holds(poc: PocFederation, job: str, tmp_path: Path
+                                          ) -> None:
+    """After a job: both records audit clean with the federation's keys; the job's receipt
+    verifies offline with those keys alone, names exactly the sites that took part and
+    carries every client's cosignature; a tampered copy of the record is caught."""
+    import json
+    import sqlite3
+    import subprocess
+
+    from ccattest.record.entry import Entry, decode
+    from ccattest.record.merkle import leaf_hash
+    from tests.cli_process import ccattest as run
+
+    def ccattest(*args: str) -> subprocess.CompletedProcess[str]:
+        return run(*args, cwd=tmp_path)
+
+    keys = poc.prod / "server" / "local" / "cc" / "federation.jwks.json"
+    for site in ("server", "site-1"):
+        result = ccattest("audit", "verify", str(poc.prod / site), "--jwks", str(keys))
+        assert result.returncode == 0 and "intact" in result.stdout, result.stdout
+    wait_for(lambda: poc.events("server", "receipt_issued"), 30, "the closing receipt")
+    saved = tmp_path / "receipts"
+    shown = ccattest("audit", "receipt", job, str(poc.prod / "server"), "-o", str(saved))
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    result = ccattest("audit", "receipt", "verify", str(saved / f"{job}.admission.jwt"),
+                      "--jwks", str(keys), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["participants"] == ["server", "site-1", "site-2"]
+    assert report["cosigners"] == ["site-1", "site-2"] and not report["missing_cosigners"]
+    assert report["statuses"] == {"server": "issuer", "site-1": "affirming",
+                                  "site-2": "affirming"}
+    assert ccattest("audit", "receipt", job, str(poc.prod / "site-1")).returncode == 0
+
+    copy = tmp_path / "tampered.sqlite3"
+    with sqlite3.connect(poc.prod / "server" / "local" / "cc" / "record.sqlite3") as live, \
+            sqlite3.connect(copy) as target:
+        live.backup(target)
+    with sqlite3.connect(copy) as db:
+        index, body = db.execute("SELECT idx, body FROM entries WHERE kind = 'verdict' "
+                                 "ORDER BY idx LIMIT 1").fetchone()
+        entry = decode(bytes(body))
+        changed = Entry(entry.kind, entry.site, entry.at,
+                        {**entry.data, "status": "contraindicated"}).encode()
+        db.execute("UPDATE entries SET body = ?, leaf_hash = ? WHERE idx = ?",
+                   (changed, leaf_hash(changed), index))
+    result = ccattest("audit", "verify", str(copy), "--jwks", str(keys))
+    assert result.returncode == 1, result.stdout + result.stderr
 
 
 def _tamper(poc: PocFederation, site: str) -> None:
@@ -78,7 +133,9 @@ def test_happy_path_then_byoc_refused_then_tampered_site_caught(poc, tmp_path):
     # A client answers VERIFY before the server counts the round: it has counted it too.
     assert poc.status("site-1")["rounds"] >= 1
     _status_command_reads_the_federation(poc)
-    assert _run_job(poc, tmp_path) == "FINISHED:COMPLETED"
+    job, status = _run_job_id(poc, tmp_path)
+    assert status == "FINISHED:COMPLETED"
+    _records_verify_and_the_receipt_holds(poc, job, tmp_path)
 
     session = poc.session()
     try:

@@ -78,7 +78,12 @@ def test_configure_poc_for_snp_with_gpu(tmp_path):
     assert sorted(agent.verifiers) == ["nvgpu", "snp"]
     site2, _ = load_cc_config(prod / "site-2" / "local" / "cc" / "cc_config.yaml")
     assert site2.collect.snp is None and site2.verify.snp is not None
-    assert not (prod / "site-1" / "local" / "cc" / "keys").exists()
+    # No software-TEE key: only the record's keys and the receipt key, owner-only.
+    keys = prod / "site-1" / "local" / "cc" / "keys"
+    assert sorted(p.name for p in keys.iterdir()) == ["record-log.key", "record-witness.key",
+                                                     "result.key.pem"]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in keys.iterdir())
+    assert config.record is not None and config.record.federation == site2.record.federation
 
 
 def test_configure_without_platform_warns_top_and_bottom(tmp_path):

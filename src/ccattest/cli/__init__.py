@@ -19,6 +19,7 @@ import typer
 
 from . import (  # noqa: F401
     audit,
+    audit_receipt,
     collateral,
     collect,
     demo,

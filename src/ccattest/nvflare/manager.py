@@ -29,8 +29,17 @@ from ..errors import CCAttestError
 from ..mesh.actions import FailureHandler
 from ..mesh.config import build_agent, load_cc_config
 from ..mesh.gate import JobGate
+from ..mesh.receipts import RECEIPT, ReceiptDesk
+from ..mesh.recording import open_site_record
 from ..mesh.registration import RegistrationClient, RegistrationServer
-from ..mesh.rounds import ATTEST, CONTRIBUTE, VERIFY, RoundCoordinator, RoundParticipant
+from ..mesh.rounds import (
+    ATTEST,
+    CONTRIBUTE,
+    COSIGN,
+    VERIFY,
+    RoundCoordinator,
+    RoundParticipant,
+)
 from ..mesh.scheduler import PeriodicRunner
 from ..mesh.trustbook import TrustBook
 from ..timeutil import utcnow
@@ -59,20 +68,34 @@ class CCManager(FLComponent):
         workspace = fl_ctx.get_prop(FLContextKey.WORKSPACE_OBJECT)
         local = Path(workspace.get_site_config_dir()) if workspace else Path(
             fl_ctx.get_prop(FLContextKey.WORKSPACE_ROOT) or ".") / "local"
-        self.config, base = load_cc_config(local / self.cc_config_path)
+        config_path = local / self.cc_config_path
+        self.config, base = load_cc_config(config_path)
         self.status_path = base / "status.json"
         self.engine = fl_ctx.get_engine()
         self.is_server = hasattr(self.engine, "get_clients")
         self.agent = build_agent(self.config, base)
         self.trust = TrustBook(self.config.site)
+        self.record = open_site_record(
+            self.config, base, self.agent, server=SERVER, is_server=self.is_server,
+            config_text=config_path.read_bytes(),
+            on_failure=lambda detail: self._note("record_failed", self.config.site, detail))
+        journal = self.record.journal
         effects = (ServerEffects(self.engine, self.trust, self._note) if self.is_server
                    else ClientEffects(self.engine, self.trust, SERVER, self._note))
-        self.handler = FailureHandler(self.config.actions, effects)
-        self.participant = RoundParticipant(self.agent, self.trust, handler=self.handler)
+        self.handler = FailureHandler(self.config.actions, effects, journal=journal)
+        self.participant = RoundParticipant(self.agent, self.trust, handler=self.handler,
+                                            journal=journal, witness=self.record.witness)
         self.gate = JobGate(self.trust, self.agent.roster)
         window = timedelta(seconds=self.config.rounds.registration_window_seconds)
-        self.registration_server = RegistrationServer(self.agent, self.trust, window=window)
-        self.registration_client = RegistrationClient(self.agent, SERVER, self.trust)
+        self.registration_server = RegistrationServer(self.agent, self.trust, window=window,
+                                                      journal=journal)
+        self.registration_client = RegistrationClient(self.agent, SERVER, self.trust, journal)
+        self.transport: CellTransport | None = None
+        cosign_timeout = (self.config.record.receipt_cosign_seconds if self.config.record
+                          else self.config.rounds.request_timeout_seconds)
+        self.receipts = ReceiptDesk(self.record, self.config.site, self.agent.roster,
+                                    lambda: self.transport, timeout=cosign_timeout)
+        self._gate_noted: dict[str, tuple[str, ...]] = {}  # job -> last refusal recorded
         self.runner: PeriodicRunner | None = None
         self.coordinator: RoundCoordinator | None = None
         self._pending_confirm: dict[str, Any] | None = None
@@ -112,6 +135,8 @@ class CCManager(FLComponent):
                 EventType.SYSTEM_START: self._on_server_start,
                 EventType.SUBMIT_JOB: self._on_submit_job,
                 EventType.BEFORE_CHECK_CLIENT_RESOURCES: self._on_server_check,
+                EventType.JOB_COMPLETED: self._on_job_end,
+                EventType.JOB_ABORTED: self._on_job_end,
                 EventType.SYSTEM_END: self._on_end,
             }
         return {
@@ -183,10 +208,12 @@ class CCManager(FLComponent):
         cell = self.engine.get_cell()
         serve(cell, [CONFIRM, CONTRIBUTE, ATTEST, VERIFY], self._serve_server)
         rounds = self.config.rounds
+        self.transport = CellTransport(cell)
         self.coordinator = RoundCoordinator(
-            self.participant, CellTransport(cell), self.agent.roster,
+            self.participant, self.transport, self.agent.roster,
             members=lambda: [c.name for c in self.engine.get_clients()],
-            handler=self.handler, deadline=timedelta(seconds=rounds.deadline_seconds))
+            handler=self.handler, deadline=timedelta(seconds=rounds.deadline_seconds),
+            witnessed=self.record.witnessed)
         self.runner = PeriodicRunner(self._round, interval=rounds.interval_seconds,
                                      jitter=rounds.jitter)
         self.runner.start()
@@ -217,6 +244,12 @@ class CCManager(FLComponent):
         self._write_status()
 
     def _serve_client(self, sender: str, topic: str, body: dict[str, Any]) -> dict[str, Any]:
+        if sender != SERVER:  # only the server coordinates rounds and issues receipts
+            raise CCAttestError(f"ccattest: {topic} from {sender}, not the server")
+        if topic == RECEIPT:
+            answer = self.receipts.on_receipt(sender, body)
+            self._note("receipt_recorded", SERVER, f"receipt of a job: {answer}")
+            return answer
         try:
             return self.participant.handle(sender, topic, body)
         finally:
@@ -225,11 +258,12 @@ class CCManager(FLComponent):
 
     def _on_client_start(self, fl_ctx: FLContext) -> None:
         cell = self.engine.get_cell()
-        serve(cell, [CONTRIBUTE, ATTEST, VERIFY], self._serve_client)
+        serve(cell, [CONTRIBUTE, ATTEST, VERIFY, COSIGN, RECEIPT], self._serve_client)
+        self.transport = CellTransport(cell)
         if self._pending_confirm is not None:
             body = self.registration_client.confirm(self._pending_confirm)
-            CellTransport(cell).request(SERVER, CONFIRM, body,
-                                        timeout=self.config.rounds.request_timeout_seconds)
+            self.transport.request(SERVER, CONFIRM, body,
+                                   timeout=self.config.rounds.request_timeout_seconds)
             self._note("confirmed", SERVER, "answered the server's challenge")
 
     # --- jobs ----------------------------------------------------------------------------
@@ -240,29 +274,59 @@ class CCManager(FLComponent):
                             "ccattest: BYOC jobs (custom code) are refused in CC mode",
                             private=True, sticky=False)
             self._note("job_refused", "*", f"BYOC job {meta.get('name', '')}")
+            self.record.journal.gate(str(meta.get("name", "")), [], allowed=False,
+                                     reasons=["BYOC jobs (custom code) are refused in CC mode"],
+                                     byoc=True)
+
+    def _gate(self, participants: Any, job: str) -> str | None:
+        """Why the job may not run here, or None; refusals are recorded once per reason."""
+        decision = self.gate.check(participants, at=utcnow())
+        reasons = list(decision.reasons)
+        blocked = self.record.journal.blocks_jobs()
+        if blocked:
+            reasons.append(blocked)
+        if not reasons:
+            return None
+        if self._gate_noted.get(job) != tuple(reasons):  # the scheduler asks every second
+            self._gate_noted[job] = tuple(reasons)
+            self.record.journal.gate(job, list(participants), allowed=False, reasons=reasons)
+        return "; ".join(reasons)
 
     def _on_server_check(self, fl_ctx: FLContext) -> None:
         participants = fl_ctx.get_prop(FLContextKey.JOB_PARTICIPANTS) or []
-        decision = self.gate.check(participants, at=utcnow())
-        if not decision.allowed:
-            fl_ctx.set_prop(FLContextKey.JOB_BLOCK_REASON, f"ccattest: {decision.explain()}",
+        job = str(fl_ctx.get_prop(FLContextKey.CURRENT_JOB_ID) or "")
+        refusal = self._gate(participants, job)
+        if refusal is not None:
+            fl_ctx.set_prop(FLContextKey.JOB_BLOCK_REASON, f"ccattest: {refusal}",
                             private=True, sticky=False)
-            self._note("job_blocked", "*", decision.explain())
+            self._note("job_blocked", "*", refusal)
+            return
+        self._gate_noted.pop(job, None)
+        if self.receipts.admit(job, list(participants)) is not None:
+            self._note("receipt_issued", "*", f"admission receipt of job {job}")
 
     def _on_client_check(self, fl_ctx: FLContext) -> None:
         peer = fl_ctx.get_peer_context()
         participants = (peer.get_prop(FLContextKey.JOB_PARTICIPANTS) if peer else None) or []
-        decision = self.gate.check({SERVER, *participants} - {self.config.site}, at=utcnow())
-        if not decision.allowed:
-            fl_ctx.set_prop(FLContextKey.JOB_BLOCK_REASON, f"ccattest: {decision.explain()}",
+        job = str((peer.get_prop(FLContextKey.CURRENT_JOB_ID) if peer else None) or "")
+        refusal = self._gate({SERVER, *participants} - {self.config.site}, job)
+        if refusal is not None:
+            fl_ctx.set_prop(FLContextKey.JOB_BLOCK_REASON, f"ccattest: {refusal}",
                             private=True, sticky=False)
-            self._note("job_blocked", "*", decision.explain())
+            self._note("job_blocked", "*", refusal)
+
+    def _on_job_end(self, fl_ctx: FLContext) -> None:
+        data = fl_ctx.get_prop(FLContextKey.EVENT_DATA) or {}
+        job = str(data.get("job_id", "")) if isinstance(data, dict) else ""
+        if job and self.receipts.close(job) is not None:
+            self._note("receipt_issued", "*", f"closing receipt of job {job}")
 
     def _on_end(self, fl_ctx: FLContext) -> None:
         if self.runner is not None:
             self.runner.stop()
         if self.coordinator is not None:
             self.coordinator.close()
+        self.record.close()
 
     # --- status for operators and the demo -----------------------------------------------
     def _note(self, kind: str, site: str, detail: str) -> None:
@@ -270,6 +334,14 @@ class CCManager(FLComponent):
             self.events.append({"at": utcnow().isoformat(), "event": kind, "site": site,
                                 "detail": detail[:300]})
             del self.events[:-200]
+
+    def _record_status(self) -> dict[str, Any] | None:
+        journal = self.record.journal
+        if self.config.record is None:
+            return None
+        return {"location": self.record.location,
+                "size": journal.log.size if journal.log is not None else None,
+                "healthy": journal.healthy, "failure": journal.failure}
 
     def _write_status(self) -> None:
         if not self.ready:
@@ -292,6 +364,7 @@ class CCManager(FLComponent):
                 "last_round": last,
                 "recent_rounds": list(self.recent_rounds),
                 "events": list(self.events),
+                "record": self._record_status(),
             }
             tmp = self.status_path.with_name(f".status.{os.getpid()}.json")
             tmp.write_text(json.dumps(status, indent=1))
