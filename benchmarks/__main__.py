@@ -1,6 +1,6 @@
 from rich.console import Console
 
-from . import bench_cli, bench_federation, bench_nvidia, bench_software
+from . import bench_cli, bench_federation, bench_nvidia, bench_record, bench_software
 from .harness import RESULTS, record, show
 
 
@@ -24,8 +24,12 @@ def main() -> None:
     rows = [*rows, *cli_rows, *nvidia_rows]
     with console.status("simulated federations: 10 to 200 sites, both protocols (~2 min)..."):
         federation = bench_federation.rows(console)
-    record([*rows, *federation])
-    console.print(f"wrote {len(rows) + len(federation)} figures to {RESULTS}")
+    with console.status("record growth: 30 days of 5-minute rounds, 200 sites "
+                        "(~6 min)...") as status:
+        growth = bench_record.rows(console, status.update)
+    show(console, growth)
+    record([*rows, *federation, *growth])
+    console.print(f"wrote {len(rows) + len(federation) + len(growth)} figures to {RESULTS}")
 
 
 main()
