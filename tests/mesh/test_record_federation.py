@@ -110,7 +110,7 @@ def test_job_receipt_verifies_offline_with_the_federation_keys(fed: SimulatedFed
     head, payload, signature = token.split(".")
     forged = ".".join([head, payload[:-2] + ("A" if payload[-2] != "A" else "B") +
                        payload[-1], signature])
-    with pytest.raises(Exception, match="signature|decode"):
+    with pytest.raises(Exception, match=r"signature|decode"):
         verify_receipt(forged, fed.jwks, now=utcnow())
     other = merge_jwks([SiteKeys.generate("other", SERVER).public_jwks(),
                         [k for k in fed.jwks["keys"] if "ccattest_note" not in k]])

@@ -26,13 +26,15 @@ from typing import Any, BinaryIO
 from ..errors import ConfigError, MalformedEvidence
 from . import merkle, note
 from .audit import RecordSource
-from .entry import decode
+from .entry import MAX_ENTRY_BYTES, decode
 from .store import Cosignature, StoredEntry
 
 FORMAT = "ccattest-record-export"
 VERSION = 1
 MAX_EXPORT_BYTES = 4 << 30
-MAX_LINE_BYTES = 1 << 20  # an entry is at most 256 KiB, a note 1 MiB with its signatures
+# An entry line holds the entry's text as a JSON string: its quotes and backslashes are
+# escaped (it has no raw control characters: it is canonical JSON), so at most twice it.
+MAX_LINE_BYTES = 2 * MAX_ENTRY_BYTES + (1 << 16)
 HEADER_KEYS = frozenset({"format", "version", "origin", "size"})
 ENTRY_KEYS = frozenset({"index", "entry"})
 CHECKPOINT_KEYS = frozenset({"checkpoint", "cosignatures"})

@@ -394,30 +394,31 @@ class RecordStore:
         return self.add_cosignatures(size, [(witness, line, timestamp)]) == 1
 
     def add_cosignatures(self, size: int, lines: list[tuple[str, str, int]]) -> int:
-        """Several witnesses' (witness, line, timestamp) for one checkpoint in one
-        transaction (a round brings one per client). Returns how many were stored."""
-        stored_count = 0
+        """Several witnesses' (witness, line, timestamp) for one checkpoint in one statement
+        (a round brings one per client): each is stored unless a cosignature at least as
+        new is kept already. Returns how many rows were written."""
+        newest: dict[str, tuple[str, int]] = {}
+        for witness, line, timestamp in lines:  # one row per witness in one statement
+            if witness not in newest or timestamp > newest[witness][1]:
+                newest[witness] = (line, timestamp)
+        if not newest:
+            return 0
         with self._transaction("store cosignatures", write=True) as conn:
             if conn.execute(select(checkpoints.c.size)
                             .where(checkpoints.c.size == size)).first() is None:
                 raise VerificationFailed("a cosignature of a checkpoint this log never made",
                                          found=f"size {size}")
-            for witness, line, timestamp in lines:
-                stored = conn.execute(select(cosignatures.c.timestamp).where(
-                    cosignatures.c.checkpoint_size == size,
-                    cosignatures.c.witness == witness)).scalar_one_or_none()
-                if stored is None:
-                    conn.execute(insert(cosignatures).values(
-                        checkpoint_size=size, witness=witness, line=line, timestamp=timestamp))
-                elif timestamp > stored:
-                    conn.execute(update(cosignatures).where(
-                        cosignatures.c.checkpoint_size == size,
-                        cosignatures.c.witness == witness,
-                    ).values(line=line, timestamp=timestamp))
-                else:
-                    continue
-                stored_count += 1
-        return stored_count
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            statement = dialect.insert(cosignatures).values([
+                {"checkpoint_size": size, "witness": witness, "line": line,
+                 "timestamp": timestamp} for witness, (line, timestamp) in newest.items()])
+            statement = statement.on_conflict_do_update(
+                index_elements=[cosignatures.c.checkpoint_size, cosignatures.c.witness],
+                set_={"line": statement.excluded.line,
+                      "timestamp": statement.excluded.timestamp},
+                where=cosignatures.c.timestamp < statement.excluded.timestamp)
+            # RETURNING counts the rows written on both backends (rowcount does not).
+            return len(conn.execute(statement.returning(cosignatures.c.witness)).all())
 
     def checkpoint(self, size: int) -> Checkpoint | None:
         with self._transaction("read checkpoints") as conn:
