@@ -243,6 +243,13 @@ def test_demo_command_runs_and_cleans_up(tmp_path):
     assert "True" not in text and text.count("contraindicated: the verifier found") == 1
     tail = proc.stdout[proc.stdout.index("logs:"):].splitlines()
     assert tail[1].strip() == str(tmp_path / "demo" / "logs")  # a path, whole on its line
+    # It ends with the record: where each site's is, the server's audited, the receipt.
+    record = proc.stdout[proc.stdout.index("the record"):]
+    assert str(tmp_path / "demo" / "poc" / "example_project" / "prod_00" / "server") in \
+        record or "record.sqlite3" in record
+    assert "$ ccattest audit verify" in record and ": intact," in record
+    assert "$ ccattest audit receipt verify" in record and "VERIFIED" in record
+    assert "cosigned by site-1, site-2" in " ".join(record.split())
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "demo")], capture_output=True,
                                text=True, check=False)
     assert not leftovers.stdout.strip(), "demo left NVFlare processes behind"

@@ -29,7 +29,7 @@ def _width() -> int:
 def _say(text: str, indent: str = "") -> None:
     for line in textwrap.wrap(text, width=_width(), initial_indent=indent,
                               subsequent_indent=indent + "  ", break_on_hyphens=False,
-                              break_long_words=True) or [""]:
+                              break_long_words=False) or [""]:
         out().print(line, soft_wrap=True, highlight=False, markup=False)
 
 

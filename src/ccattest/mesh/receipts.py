@@ -162,4 +162,4 @@ class ReceiptDesk:
                                      found=f"issued by {report.issuer}, naming "
                                            f"{', '.join(report.participants)}")
         index = self.journal.receipt(report.job, report.phase, report.issuer, token)
-        return {"recorded": index is not None}
+        return {"recorded": index is not None, "job": report.job, "phase": report.phase}

@@ -248,7 +248,9 @@ class CCManager(FLComponent):
             raise CCAttestError(f"ccattest: {topic} from {sender}, not the server")
         if topic == RECEIPT:
             answer = self.receipts.on_receipt(sender, body)
-            self._note("receipt_recorded", SERVER, f"receipt of a job: {answer}")
+            kept = "kept" if answer["recorded"] else "checked (the record is failing)"
+            self._note("receipt_recorded", SERVER,
+                       f"{kept} the {answer['phase']} receipt of job {answer['job']}")
             return answer
         try:
             return self.participant.handle(sender, topic, body)
