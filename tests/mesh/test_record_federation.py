@@ -38,6 +38,7 @@ def fed(tmp_path: Path) -> Iterator[SimulatedFederation]:
 
 
 def _store(fed: SimulatedFederation, site: str) -> RecordStore:
+    fed.flush()  # rounds write behind themselves
     log = fed.sites[site].record.journal.log
     assert log is not None
     return log.store
@@ -267,6 +268,7 @@ def test_a_failing_record_is_an_alert_and_the_rounds_go_on(fed: SimulatedFederat
     monkeypatch.setattr(store, "append", full)
     report = fed.round()
     assert report.attested == [SERVER, *CLIENTS] and not report.unreachable
+    fed.flush()
     assert journal.failure is not None and "full" in journal.failure
     assert len(alerts) == 1  # once per outage, not once per entry
     assert journal.blocks_jobs() is None  # not required: jobs still run
@@ -274,6 +276,7 @@ def test_a_failing_record_is_an_alert_and_the_rounds_go_on(fed: SimulatedFederat
     assert "required" in (journal.blocks_jobs() or "")
     monkeypatch.undo()
     fed.round()
+    fed.flush()
     assert journal.healthy and store.size() == before + 1
     audit(store)
 

@@ -149,8 +149,9 @@ def test_note_size_and_signature_count_limits() -> None:
     huge = b"x" * note.MAX_NOTE_BYTES + b"\n\n\xe2\x80\x94 a AAAAAAA=\n"
     with pytest.raises(MalformedEvidence, match="too large"):
         note.parse(huge)
-    lines = [note.Signature(f"k{n}", n.to_bytes(4, "big"), b"s") for n in range(101)]
-    assert len(note.parse(note.Note("t\n", tuple(lines[:100])).encode()).signatures) == 100
+    most = note.MAX_SIGNATURES
+    lines = [note.Signature(f"k{n}", n.to_bytes(4, "big"), b"s") for n in range(most + 1)]
+    assert len(note.parse(note.Note("t\n", tuple(lines[:most])).encode()).signatures) == most
     data = ("t\n\n" + "".join(s.line() for s in lines)).encode()
     with pytest.raises(MalformedEvidence, match="too many"):
         note.parse(data)

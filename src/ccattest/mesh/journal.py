@@ -6,6 +6,12 @@ failures); every round adds ONE entry holding each judged peer's status and fres
 digest. Peers' verdicts about each other are never copied into this site's record: each
 site records its own.
 
+Writing never slows a round: a round's verdicts and its round entry go to a writer thread
+(`later`), in order; what needs an entry's index (a registration naming its verdict, a job
+receipt citing entries) or must be durable before the site answers (a witness's state, a
+checkpoint) runs on the same thread and is waited for (`now`). One thread writes a site's
+record, so writers never queue on the database's lock (SQLite's busy handler sleeps).
+
 The record failing (disk full, database gone) never stops attestation: the failure is
 logged and reported to `on_failure` once per outage, and the site keeps attesting; with
 `required` the site also refuses jobs until the record works again (`healthy`).
@@ -14,11 +20,14 @@ logged and reported to `on_failure` once per outage, and the site keeps attestin
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ..evidence import Evidence
 from ..policy import Policy
@@ -28,8 +37,11 @@ from ..timeutil import utcnow
 from .agent import SiteVerdict
 
 log = logging.getLogger("ccattest.record")
+T = TypeVar("T")
 MAX_FAILURES_KEPT = 8
 MAX_EVENTS = 4096  # kept in memory for closing receipts
+MAX_QUEUED = 10_000  # entries waiting for the writer; beyond it the round waits
+QUEUE_WAIT_S = 5.0  # ... this long at most: then the record is failing (an alert)
 # Claims that differ at every collection (the challenge a report answers, its time): they
 # are recorded with a verdict but do not make a judgement "changed".
 VOLATILE_CLAIMS = frozenset({"report_data", "nonce", "eat_nonce", "user_data", "runtime_data",
@@ -37,7 +49,11 @@ VOLATILE_CLAIMS = frozenset({"report_data", "nonce", "eat_nonce", "user_data", "
 
 
 def evidence_digest(item: Evidence) -> str:
-    return hashlib.sha256(canonical(item.to_dict())).hexdigest()
+    """SHA-256 of the evidence envelope's canonical JSON (sorted keys, no spaces): the
+    envelope holds only strings, so json.dumps gives the canonical bytes directly."""
+    text = json.dumps(item.to_dict(), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def policy_digest(policy: Policy) -> str:
@@ -76,6 +92,8 @@ class Journal:
         self.failure: str | None = None
         self.own_evidence: str | None = None  # digest(s) of this site's latest evidence
         self.events: list[tuple[int, str, tuple[str, ...]]] = []  # for closing receipts
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(MAX_QUEUED)
+        self._writer: threading.Thread | None = None
 
     @property
     def enabled(self) -> bool:
@@ -93,8 +111,67 @@ class Journal:
 
     # -- writing ----------------------------------------------------------------------------
 
+    def later(self, job: Callable[[], object]) -> None:
+        """Run `job` (a write) on the writer thread, after every write queued before it."""
+        if self.log is None:
+            return
+        with self._lock:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._drain, daemon=True,
+                                                name=f"ccattest-record-{self.site}")
+                self._writer.start()
+        try:
+            self._queue.put(job, timeout=QUEUE_WAIT_S)  # type: ignore[arg-type]
+        except queue.Full:
+            self._failed(f"the record's writer is {MAX_QUEUED} entries behind; an entry "
+                         "was dropped")
+
+    def _drain(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                job()
+            except Exception as error:  # a bug in one write must not stop the writer
+                self._failed(f"{type(error).__name__}: {error}")
+            finally:
+                self._queue.task_done()
+
+    def now(self, job: Callable[[], T]) -> T:
+        """Run `job` on the writer thread, after what is queued, and wait for its result."""
+        if self.log is None or threading.current_thread() is self._writer:
+            return job()
+        done: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                done.set_result(job())
+            except BaseException as error:  # handed to the waiting caller
+                done.set_exception(error)
+
+        self.later(run)
+        if not done.done() and self._queue.full():  # later() gave up: run it here
+            return job()
+        return done.result()
+
+    def flush(self) -> None:
+        """Wait until every queued write is done."""
+        if self._writer is not None:
+            self.now(lambda: None)
+
+    def close(self) -> None:
+        self.flush()
+        if self._writer is not None and self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join(timeout=QUEUE_WAIT_S)
+
     def _append(self, kind: str, data: Mapping[str, Any], at: datetime | None = None
                 ) -> int | None:
+        return self.now(lambda: self._write(kind, data, at))  # after what rounds queued
+
+    def _write(self, kind: str, data: Mapping[str, Any], at: datetime | None = None
+               ) -> int | None:
         if self.log is None:
             return None
         try:
@@ -115,10 +192,12 @@ class Journal:
             self.on_failure(self.failure)
 
     def checkpoint(self, at: datetime | None = None) -> bytes | None:
-        if self.log is None:
+        """Sign and store a checkpoint of everything written and queued."""
+        site_log = self.log
+        if site_log is None:
             return None
         try:
-            return self.log.checkpoint(at=at or utcnow())
+            return self.now(lambda: site_log.checkpoint(at=at or utcnow()))
         except Exception as error:
             self._failed(f"checkpoint: {type(error).__name__}: {error}")
             return None
@@ -140,32 +219,49 @@ class Journal:
         return self._append("config", data, at)
 
     def verdict(self, verdict: SiteVerdict, evidence: Sequence[Evidence], *, context: str,
-                definitive: bool, round_id: str | None = None) -> int | None:
+                definitive: bool, round_id: str | None = None, later: bool = False,
+                digests: Mapping[str, str] | None = None) -> int | None:
         """Record a judgement; in rounds only when it changed. Returns the index of the
-        entry that now stands for this judgement (new or earlier)."""
-        digests = {item.platform: evidence_digest(item) for item in evidence}
+        entry that now stands for this judgement (new or earlier; None when `later`: then
+        even the encoding happens on the writer thread, off the round)."""
+        def write() -> int | None:
+            return self._verdict(verdict, evidence, context, definitive, round_id, digests)
+
+        if later:
+            self.later(write)
+            return None
+        return self.now(write)
+
+    def _verdict(self, verdict: SiteVerdict, evidence: Sequence[Evidence], context: str,
+                 definitive: bool, round_id: str | None,
+                 digests: Mapping[str, str] | None) -> int | None:
+        if digests is None:
+            digests = {item.platform: evidence_digest(item) for item in evidence}
         if self.keep_evidence and self.log is not None:
             for item in evidence:
                 self._keep(item)
-        results = [{"platform": r.platform, "status": r.status.value,
-                    "trust_vector": r.trust_vector.to_dict(),
-                    "evidence": digests.get(r.platform), "claims": _plain(dict(r.claims)),
-                    "expires": r.expires_at.isoformat()} for r in verdict.results]
-        judgement = {"status": verdict.status, "policy": self.policy,
-                     "claims": [[r["platform"], {k: v for k, v in r["claims"].items()
-                                                 if k not in VOLATILE_CLAIMS}]
-                                for r in results],
-                     "failures": verdict.failures()[:MAX_FAILURES_KEPT]}
-        key = hashlib.sha256(canonical(_plain(judgement))).hexdigest()
+        failures = verdict.failures()[:MAX_FAILURES_KEPT]
+        # What makes a judgement "the same" (an internal key, never recorded): json with
+        # str() for odd types is enough here and far cheaper than the canonical encoding.
+        judgement = [verdict.status, self.policy, failures,
+                     [[r.platform, r.status.value, {k: v for k, v in r.claims.items()
+                                                    if k not in VOLATILE_CLAIMS}]
+                      for r in verdict.results]]
+        key = hashlib.sha256(json.dumps(judgement, sort_keys=True, default=str)
+                             .encode()).hexdigest()
         with self._lock:
             previous = self._judged.get(verdict.site)
         if context == "round" and previous is not None and previous[0] == key and definitive:
             return previous[1]
+        results = [{"platform": r.platform, "status": r.status.value,
+                    "trust_vector": r.trust_vector.to_dict(),
+                    "evidence": digests.get(r.platform), "claims": _plain(dict(r.claims)),
+                    "expires": r.expires_at.isoformat()} for r in verdict.results]
         data = {"peer": verdict.site, "context": context, "round": round_id,
                 "definitive": definitive, "status": verdict.status,
                 "affirming": verdict.affirming, "policy": self.policy, "results": results,
-                "failures": judgement["failures"]}
-        index = self._append("verdict", data, verdict.at)
+                "failures": failures}
+        index = self._write("verdict", data, verdict.at)
         if index is not None and definitive:
             with self._lock:
                 self._judged[verdict.site] = (key, index)
@@ -187,22 +283,27 @@ class Journal:
 
     def round(self, *, round_id: str, transcript: str, coordinator: str,
               participants: Sequence[str], missing: Mapping[str, str],
-              judged: Mapping[str, tuple[str, str | None]], at: datetime) -> int | None:
+              judged: Mapping[str, tuple[str, str | None]], at: datetime) -> None:
+        """One entry a round, written behind the round (it never waits for the disk)."""
         data = {"round": round_id, "transcript": transcript, "coordinator": coordinator,
                 "participants": sorted(participants),
                 "missing": {site: why[:200] for site, why in sorted(missing.items())},
                 "judged": {peer: list(value) for peer, value in sorted(judged.items())}}
-        index = self._append("round", data, at)
-        if index is not None and missing:
-            self._event(index, "round", tuple(missing))
-        if index is not None:
+
+        def write() -> None:
+            index = self._write("round", data, at)
+            if index is None:
+                return
+            if missing:
+                self._event(index, "round", tuple(missing))
             with self._lock:
                 for peer, (status, _) in judged.items():
                     if status == "affirming":
                         self._round_of[peer] = index
                     else:
                         self._round_of.pop(peer, None)
-        return index
+
+        self.later(write)
 
     def gate(self, job: str, participants: Sequence[str], *, allowed: bool,
              reasons: Sequence[str], byoc: bool = False, at: datetime | None = None
@@ -229,6 +330,7 @@ class Journal:
     def events_since(self, start: int, sites: Iterable[str]) -> list[int]:
         """Indices of exclusions, actions and rounds with missing sites, at or after
         `start`, that concern any of `sites` (what a closing receipt lists)."""
+        self.flush()
         wanted = set(sites)
         with self._lock:
             return [index for index, _, about in self.events
@@ -246,6 +348,7 @@ class Journal:
     def relied_on(self, site: str) -> dict[str, int | None] | None:
         """The entries standing for this site's current definitive verdict and the last
         round that affirmed it; None when none was recorded."""
+        self.flush()
         with self._lock:
             judged = self._judged.get(site)
             if judged is None:

@@ -44,6 +44,7 @@ class SiteRecord:
 
     def close(self, at: Any = None) -> None:
         """A last checkpoint (at shutdown), then release the database."""
+        self.journal.close()
         if self.journal.log is not None:
             self.journal.checkpoint(at)
             self.journal.log.store.close()
@@ -109,4 +110,5 @@ def _open(record: SiteRecord, config: CCConfig, base: Path, *, server: str,
                               found=exc.strerror or type(exc).__name__) from None
     else:
         record.witness = Witness(store, keys.witness,
-                                 found.log(origin_for(spec.federation, server)))
+                                 found.log(origin_for(spec.federation, server)),
+                                 run=record.journal.now)

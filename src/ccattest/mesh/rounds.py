@@ -48,6 +48,7 @@ class RoundParticipant:
         self.clock = clock
         self.journal = journal or Journal(None, agent.identity)
         self.witness = witness
+        self._witness_pool: ThreadPoolExecutor | None = None
         self.record_rounds = True  # the coordinator's own site records rounds it ran itself
         self._lock = threading.Lock()
         self._contributed: dict[str, bytes] = {}  # round id -> our contribution, bounded
@@ -68,14 +69,25 @@ class RoundParticipant:
         if topic == ATTEST:
             return self._attest(Transcript.from_wire(body.get("transcript")))
         if topic == VERIFY:
+            # Witnessing (a signature check, a proof, one durable write) runs beside the
+            # verification of the peers, not after it.
+            witnessing = (self._witnessing().submit(self.cosign, sender, body["log"])
+                          if "log" in body and self.witness is not None else None)
             answer = self._verify(Transcript.from_wire(body.get("transcript")),
                                   body.get("evidence"), sender)
-            if "log" in body:
-                answer.update(self.cosign(sender, body["log"]))
+            if witnessing is not None:
+                answer.update(witnessing.result())
             return answer
         if topic == COSIGN:
             return self.cosign(sender, body.get("log"))
         raise MalformedEvidence(f"unknown round topic {topic!r}")
+
+    def _witnessing(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._witness_pool is None:
+                self._witness_pool = ThreadPoolExecutor(max_workers=1,
+                                                        thread_name_prefix="ccattest-witness")
+            return self._witness_pool
 
     def cosign(self, sender: str, view: Any) -> dict[str, Any]:
         """Witness the coordinator's log: check its checkpoint extends what this site
@@ -125,7 +137,8 @@ class RoundParticipant:
     def _attest(self, transcript: Transcript) -> dict[str, Any]:
         self._own_contribution_checked(transcript)
         evidence = self.agent.collect(transcript.nonce(), transcript.context)
-        self.journal.own_evidence = ",".join(evidence_digest(item) for item in evidence)
+        if self.journal.enabled:
+            self.journal.own_evidence = ",".join(evidence_digest(item) for item in evidence)
         return {"evidence": evidence_to_wire(evidence)}
 
     def _verify(self, transcript: Transcript, evidence_map: Any, coordinator: str
@@ -150,11 +163,13 @@ class RoundParticipant:
             verdict = self.agent.judge(peer, evidence, nonce=transcript.nonce(),
                                        context=transcript.context, at=at)
             self.trust.record(verdict, definitive=True)
-            if verdict.cc_enabled:
+            digests = {item.platform: evidence_digest(item) for item in evidence}
+            if verdict.cc_enabled and self.journal.enabled:
                 self.journal.verdict(verdict, evidence, context="round", definitive=True,
-                                     round_id=transcript.round_id)
+                                     round_id=transcript.round_id, later=True,
+                                     digests=digests)
             summary = verdict.summary()
-            summary["evidence"] = [evidence_digest(item) for item in evidence]
+            summary["evidence"] = list(digests.values())
             if note:
                 summary["failures"] = [note, *summary["failures"]]  # type: ignore[list-item]
             verdicts[peer] = summary
@@ -267,12 +282,15 @@ class RoundCoordinator:
         report.contributed = sorted(contributions)
         transcript = Transcript.build(round_id, contributions, started + self.deadline)
         wire = transcript.to_wire()
+        # The checkpoint the witnesses cosign is signed (and stored) while the sites attest.
+        signing = (self._pool.submit(self.participant.journal.checkpoint)
+                   if self.witnessed is not None else None)
         attested = self._fan_out(report.contributed, ATTEST, lambda _: {"transcript": wire},
                                  report, until)
         evidence = {site: answer.get("evidence") for site, answer in attested.items()}
         report.attested = sorted(evidence)
         verify_body = {"transcript": wire, "evidence": evidence}
-        checkpoint = self.participant.journal.checkpoint() if self.witnessed else None
+        checkpoint = signing.result() if signing is not None else None
 
         def body(site: str) -> dict[str, Any]:
             if checkpoint is None or self.witnessed is None or site == self.identity:
@@ -300,7 +318,8 @@ class RoundCoordinator:
                 report.witness_refused[site] = str(answer["witness_error"])[:300]
         try:
             report.cosigned, refused = self.witnessed.accept(
-                checkpoint, {s: line for s, line in lines.items() if line}, at=utcnow())
+                checkpoint, {s: line for s, line in lines.items() if line}, at=utcnow(),
+                defer=self.participant.journal.later)
         except CCAttestError as error:  # the record failed: the round itself stands
             self.participant.journal.action(self.identity, "record", "alert", str(error))
             return

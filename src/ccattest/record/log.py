@@ -49,7 +49,7 @@ class SiteLog:
         """Store the entry; sign a checkpoint when the tree reaches a multiple of K."""
         body = entry.encode()
         with self.lock:
-            index = self.store.append(body)
+            index = self.store.append(body, entry)
             if index != self.tree.size:  # someone else wrote to this log: our tree is stale
                 raise VerificationFailed("the record grew behind this writer's back",
                                          expected=f"index {self.tree.size}", found=index,

@@ -25,7 +25,7 @@ attestation reports, and this module cannot prove those bytes never collide with
 the log key and the witness key should be two further Ed25519 keys per site, kept and
 certified beside it; the ES256/ES384 result-signing key (tokens.py) stays with JWS results.
 
-Parsing is strict on purpose (a note is ≤ 1 MiB and ≤ 100 signature lines, base64 must be
+Parsing is strict on purpose (a note is ≤ 1 MiB and ≤ 1024 signature lines, base64 must be
 canonical, one line per key): MalformedEvidence for bytes that cannot be a note,
 VerificationFailed for a known key whose signature does not verify or for a note that no
 known key signed, ConfigError for a bad key string or an ambiguous set of keys. Signatures by
@@ -56,7 +56,9 @@ ED25519 = 0x01  # signed-note: Ed25519 over the note text
 COSIGNATURE_V1 = 0x04  # tlog-cosignature: timestamped Ed25519 over a checkpoint
 KINDS = frozenset({ED25519, COSIGNATURE_V1})
 MAX_NOTE_BYTES = 1 << 20
-MAX_SIGNATURES = 100  # the spec asks for at least 16
+# The spec asks for at least 16; a federation's checkpoint carries one cosignature per
+# client, so ours takes a thousand-site federation.
+MAX_SIGNATURES = 1024
 MAX_TIMESTAMP = 2**63 - 1
 MAX_KEY_TEXT = 1024  # a key string is a name and ~50 characters; refuse anything huge early
 DASH = "\u2014 "  # em dash, space: the start of every signature line
@@ -65,6 +67,7 @@ _ED25519_SIGNATURE = 64
 _COSIGNATURE = 8 + _ED25519_SIGNATURE
 _HEX_ID = re.compile(r"[0-9a-f]{8}")  # lowercase, as Go writes it: one spelling per key
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")  # ASCII only: str.isdigit() accepts other scripts
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")  # every control character but newline
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -337,10 +340,10 @@ def parse(data: bytes) -> Note:
         whole = data.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedEvidence("signed note is not UTF-8") from None
-    control = next((c for c in whole if ord(c) < 0x20 and c != "\n"), None)
+    control = _CONTROL.search(whole)
     if control is not None:
         raise MalformedEvidence("signed note contains a control character",
-                                found=f"U+{ord(control):04X}")
+                                found=f"U+{ord(control.group()):04X}")
     split = whole.rfind("\n\n")  # the last blank line separates text from signatures
     if split < 0:
         raise MalformedEvidence("signed note has no blank line before its signatures")
@@ -542,6 +545,30 @@ def cosign(data: bytes, witness: Signer, log: Verifier, *, at: datetime) -> byte
     return parse(data).sign(witness, at=at).encode()
 
 
+def verify_cosignature_line(text: bytes, line: str, witness: Verifier, *, now: datetime,
+                            skew: timedelta = timedelta(minutes=5)) -> Cosignature:
+    """A witness's cosignature line over a checkpoint's text (the note without its
+    signatures), checked as `verify_cosignature` checks it, without re-reading the note:
+    a log gathering one line per client per round checks each against one text."""
+    if witness.kind != COSIGNATURE_V1:
+        raise ConfigError("a witness's verifier key is a type 0x04 key",
+                          found=f"type {witness.kind:#04x}")
+    if not line.endswith("\n") or "\n" in line[:-1]:
+        raise MalformedEvidence("a cosignature is one signature line", found=repr(line[:40]))
+    signature = _parse_line(line[:-1], 1)
+    if (signature.name, signature.key_id) != (witness.name, witness.key_id):
+        raise VerificationFailed(f"the line is not a cosignature by {witness.name}",
+                                 expected=f"{witness.name}+{witness.key_id.hex()}",
+                                 found=f"{signature.name}+{signature.key_id.hex()}")
+    timestamp = witness.verify(text, signature.signature)
+    assert timestamp is not None
+    latest = (require_aware(now, "now") + skew - _EPOCH) // timedelta(seconds=1)
+    if timestamp > latest:
+        raise VerificationFailed(f"cosignature by {witness.name} is dated in the future",
+                                 expected=f"at most {latest}", found=timestamp)
+    return Cosignature(witness.name, signature.line(), timestamp)
+
+
 def verify_cosignature(data: bytes, witness: Verifier, *, now: datetime,
                        skew: timedelta = timedelta(minutes=5)) -> Cosignature:
     """The witness's cosignature on a checkpoint note, verified over that note's text; a
@@ -571,4 +598,5 @@ __all__ = [
     "Cosignature", "Note", "OpenedNote", "Signature", "Signer", "Verified", "Verifier",
     "cosign", "cosignature_message", "cosignature_timestamp", "key_id", "open_checkpoint",
     "open_note", "parse", "sign_checkpoint", "valid_name", "verify_cosignature",
+    "verify_cosignature_line",
 ]

@@ -62,6 +62,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     event,
     exc,
@@ -77,7 +78,7 @@ from sqlalchemy.engine import URL, make_url
 from ..errors import CCAttestError, ConfigError, VerificationFailed
 from ..timeutil import require_aware
 from . import merkle
-from .entry import decode
+from .entry import Entry, decode
 
 FORMAT = "ccattest-record"
 FORMAT_VERSION = "1"  # entry encoding v1 (record/entry.py), RFC 9162 SHA-256 tree
@@ -270,17 +271,20 @@ class RecordStore:
 
     # -- entries ---------------------------------------------------------------------------
 
-    def append(self, body: bytes) -> int:
+    def append(self, body: bytes, entry: Entry | None = None) -> int:
         """Append one canonical entry; returns its index. Non-canonical bytes are refused
-        (MalformedEvidence), so one event cannot stand in the log under two leaf hashes."""
-        entry = decode(body)
+        (MalformedEvidence), so one event cannot stand in the log under two leaf hashes.
+        A writer that encoded `body` from `entry` itself passes it and skips re-parsing (its
+        indexed columns come from `entry`; `audit` checks they agree with the body)."""
+        if entry is None:
+            entry = decode(body)
         at_us = _micros(entry.at, "entry time")
         with self._transaction("append the entry", write=True) as conn:
             index = _size(conn, lock=True)
-            conn.execute(insert(entries).values(
-                idx=index, site=entry.site, kind=entry.kind, at_us=at_us, body=bytes(body),
-                leaf_hash=merkle.leaf_hash(body)))
-            conn.execute(update(head).where(head.c.id == 1).values(size=index + 1))
+            conn.execute(_INSERT_ENTRY, {
+                "idx": index, "site": entry.site, "kind": entry.kind, "at_us": at_us,
+                "body": bytes(body), "leaf_hash": merkle.leaf_hash(body)})
+            conn.execute(_SET_SIZE, {"new_size": index + 1})
         return index
 
     def size(self) -> int:
@@ -439,17 +443,13 @@ class RecordStore:
         """Remember a checkpoint of ``origin`` the caller has proved consistent with the
         previous one; never moves backwards (a smaller size is refused)."""
         updated_us = _micros(at, "witness time")
+        values = {"origin": origin, "size": size, "root": bytes(root), "note": note,
+                  "updated_us": updated_us}
         with self._transaction("store witness state", write=True) as conn:
-            row = conn.execute(select(witnessed.c.size).where(witnessed.c.origin == origin)
-                               ).first()
-            values = {"size": size, "root": bytes(root), "note": note, "updated_us": updated_us}
-            if row is None:
-                conn.execute(insert(witnessed).values(origin=origin, **values))
-                return
-            if size < row.size:
+            statement = _SET_WITNESSED[conn.dialect.name == "postgresql"]
+            if not conn.execute(statement, values).all():
                 raise VerificationFailed(f"witness state of {origin} would move backwards",
-                                         expected=f"size at least {row.size}", found=size)
-            conn.execute(update(witnessed).where(witnessed.c.origin == origin).values(**values))
+                                         found=size)
 
     def cosignatures(self, size: int) -> list[Cosignature]:
         with self._transaction("read cosignatures") as conn:
@@ -487,11 +487,31 @@ def _checkpoint(row: Any) -> Checkpoint:
     return Checkpoint(row.size, bytes(row.root), row.note, _instant(row.created_us))
 
 
+# Built once: an append runs these three, and building a statement costs more than the
+# statement (SQLAlchemy caches the compiled form, not the construction).
+_READ_SIZE = select(head.c.size).where(head.c.id == 1)
+_LOCK_SIZE = _READ_SIZE.with_for_update()
+_INSERT_ENTRY = insert(entries)
+_SET_SIZE = update(head).where(head.c.id == 1).values(size=bindparam("new_size"))
+
+
+def _upsert_witnessed(dialect: Any) -> Any:
+    """Insert or move forward (never back) a witness state, in one statement."""
+    statement = dialect.insert(witnessed)
+    return statement.on_conflict_do_update(
+        index_elements=[witnessed.c.origin],
+        set_={k: statement.excluded[k] for k in ("size", "root", "note", "updated_us")},
+        where=witnessed.c.size <= statement.excluded.size,
+    ).returning(witnessed.c.size)
+
+
+_SET_WITNESSED = {False: _upsert_witnessed(sqlite), True: _upsert_witnessed(postgresql)}
+
+
 def _size(conn: Connection, *, lock: bool = False) -> int:
-    query = select(head.c.size).where(head.c.id == 1)
     # The head row is the appenders' lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already
     # holds the database's write lock (and SQLAlchemy leaves FOR UPDATE out there).
-    return int(conn.execute(query.with_for_update() if lock else query).scalar_one())
+    return int(conn.execute(_LOCK_SIZE if lock else _READ_SIZE).scalar_one())
 
 
 def _range(conn: Connection, start: int, end: int | None) -> int:

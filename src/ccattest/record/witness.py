@@ -16,7 +16,7 @@ are stored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,48 +79,63 @@ class Witness:
     """A client's witness of one log (the server's). State lives in the client's own record
     (table `witnessed`), so a restart does not reset what it vouched for."""
 
-    def __init__(self, store: RecordStore, signer: note.Signer, log_key: note.Verifier) -> None:
+    def __init__(self, store: RecordStore, signer: note.Signer, log_key: note.Verifier, *,
+                 run: Callable[[Callable[[], Any]], Any] | None = None) -> None:
         if signer.kind != note.COSIGNATURE_V1:
             raise VerificationFailed("a witness cosigns with a type 0x04 key")
         self.store, self.signer, self.log_key = store, signer, log_key
+        # Who performs the durable write (the site's record writer thread), waited for.
+        self.run = run or (lambda job: job())
+        self._seen: tuple[int, bytes] | None = None  # (size, root): its only writer caches it
+        self._loaded = False
 
     @property
     def origin(self) -> str:
         return self.log_key.name
 
+    def _state(self) -> tuple[int, bytes] | None:
+        if not self._loaded:
+            seen = self.store.witnessed(self.origin)
+            self._seen = None if seen is None else (seen.size, seen.root)
+            self._loaded = True
+        return self._seen
+
     def seen_size(self) -> int:
-        seen = self.store.witnessed(self.origin)
-        return 0 if seen is None else seen.size
+        state = self._state()
+        return 0 if state is None else state[0]
 
     def cosign(self, view: LogView, *, at: datetime) -> str:
         """Check the view against what this witness saw before; remember it; return this
         witness's cosignature line. Raises VerificationFailed, naming the attack, otherwise."""
-        head, _ = note.open_checkpoint(view.checkpoint, self.log_key)
-        seen = self.store.witnessed(self.origin)
-        if seen is not None:
+        head, opened = note.open_checkpoint(view.checkpoint, self.log_key)
+        state = self._state()
+        if state is not None:
+            seen_size, seen_root = state
             where = f"{self.origin}'s log"
-            if head.size < seen.size:
+            if head.size < seen_size:
                 raise VerificationFailed(f"{where} shrank: its tail was dropped",
-                                         expected=f"at least {seen.size} entries (cosigned "
+                                         expected=f"at least {seen_size} entries (cosigned "
                                          "before)", found=f"{head.size} entries")
-            if head.size == seen.size and head.root != seen.root:
+            if head.size == seen_size and head.root != seen_root:
                 raise VerificationFailed(f"{where} forked: two checkpoints of size "
                                          f"{head.size} with different roots",
-                                         expected=seen.root.hex(), found=head.root.hex())
-            if view.old_size != seen.size and head.size > seen.size:
-                raise WrongStartingPoint(seen.size, view.old_size)
+                                         expected=seen_root.hex(), found=head.root.hex())
+            if view.old_size != seen_size and head.size > seen_size:
+                raise WrongStartingPoint(seen_size, view.old_size)
             try:
-                merkle.verify_consistency(seen.size, head.size, seen.root, head.root,
+                merkle.verify_consistency(seen_size, head.size, seen_root, head.root,
                                           list(view.proof))
             except VerificationFailed as error:
                 raise VerificationFailed(f"{where} does not extend the checkpoint this site "
-                                         f"cosigned at size {seen.size}: history was "
+                                         f"cosigned at size {seen_size}: history was "
                                          "rewritten or forked", found=error.message) from None
-        if seen is None or head.size > seen.size:
-            self.store.set_witnessed(self.origin, head.size, head.root,
-                                     view.checkpoint.decode("utf-8"), at=at)
-        cosigned = note.cosign(view.checkpoint, self.signer, self.log_key, at=at)
-        return note.parse(cosigned).signatures[-1].line()
+        if state is None or head.size > state[0]:
+            text = view.checkpoint.decode("utf-8")
+            self.run(lambda: self.store.set_witnessed(self.origin, head.size, head.root, text,
+                                                      at=at))
+            self._seen = (head.size, head.root)
+        # The cosignature over the note's text: what note.cosign signs, without re-reading.
+        return self.signer.sign(opened.text.encode("utf-8"), at=at).line()
 
 
 class Witnessed:
@@ -129,25 +144,43 @@ class Witnessed:
     def __init__(self, log: SiteLog, witnesses: Mapping[str, note.Verifier]) -> None:
         self.log, self.witnesses = log, dict(witnesses)
         self.seen: dict[str, int] = {}  # what each witness said, or last cosigned, it saw
+        self._last_head: tuple[bytes, note.Checkpoint] | None = None
+        self._proofs: dict[tuple[int, int], tuple[bytes, ...]] = {}
 
     def view(self, checkpoint: bytes, old_size: Any, witness: str | None = None) -> LogView:
         """The view for a witness that says it last saw `old_size` (clamped: a witness that
         claims more than the log holds gets no proof and must refuse, which it will)."""
-        head = note.Checkpoint.parse(note.parse(checkpoint).text)
+        head = self._head(checkpoint)
         if not isinstance(old_size, int) or isinstance(old_size, bool) or old_size < 0:
             old_size = 0
         if witness is not None:
             self.seen[witness] = old_size
-        proof: list[bytes] = []
-        if 0 < old_size < head.size:
-            proof = self.log.consistency_proof(old_size, head.size)
-        return LogView(checkpoint, old_size, tuple(proof))
+        proof: tuple[bytes, ...] = ()
+        if 0 < old_size < head.size:  # most witnesses saw the same size: one proof for all
+            key = (old_size, head.size)
+            if key not in self._proofs:
+                self._proofs = {key: tuple(self.log.consistency_proof(old_size, head.size)),
+                                **dict(list(self._proofs.items())[-15:])}
+            proof = self._proofs[key]
+        return LogView(checkpoint, old_size, proof)
 
-    def accept(self, checkpoint: bytes, answers: Mapping[str, Any], *, at: datetime
+    def _head(self, checkpoint: bytes) -> note.Checkpoint:
+        """The checkpoint's head; parsed once per round, not once per witness."""
+        cached = self._last_head
+        if cached is not None and cached[0] == checkpoint:
+            return cached[1]
+        head = note.Checkpoint.parse(note.parse(checkpoint).text)
+        self._last_head = (checkpoint, head)
+        return head
+
+    def accept(self, checkpoint: bytes, answers: Mapping[str, Any], *, at: datetime,
+               defer: Callable[[Callable[[], object]], None] | None = None
                ) -> tuple[list[str], dict[str, str]]:
         """Verify and store the witnesses' cosignature lines; returns (who cosigned, who did
-        not and why). A line that does not verify is never stored."""
-        head = note.Checkpoint.parse(note.parse(checkpoint).text)
+        not and why). A line that does not verify is never stored. `defer` runs the store
+        write later (a round does not wait for it; a receipt does)."""
+        parsed = note.parse(checkpoint)
+        head, text = note.Checkpoint.parse(parsed.text), parsed.text.encode("utf-8")
         good: list[tuple[str, str, int]] = []
         refused: dict[str, str] = {}
         for site, line in sorted(answers.items()):
@@ -159,14 +192,16 @@ class Witnessed:
                 refused[site] = "not a cosignature line"
                 continue
             try:
-                cosignature = note.verify_cosignature(checkpoint + line.encode("utf-8"), key,
-                                                      now=at)
+                cosignature = note.verify_cosignature_line(text, line, key, now=at)
             except (MalformedEvidence, VerificationFailed) as error:
                 refused[site] = error.message
                 continue
             good.append((site, cosignature.line, cosignature.timestamp))
         if good:
-            self.log.store.add_cosignatures(head.size, good)
+            def store() -> None:
+                self.log.store.add_cosignatures(head.size, good)
+
+            (defer or (lambda job: job()))(store)
             for site, _, _ in good:
                 self.seen[site] = head.size
         return [site for site, _, _ in good], refused

@@ -184,6 +184,11 @@ class SimulatedFederation:
         assert server.desk is not None
         return decision, server.desk.admit(job, participants)
 
+    def flush(self) -> None:
+        """Wait until every site has written what its rounds queued for its record."""
+        for site in self.sites.values():
+            site.record.journal.flush()
+
     @property
     def jwks(self) -> dict[str, Any] | None:
         return self.sites[SERVER].record.jwks
@@ -238,6 +243,7 @@ def _records(names: Sequence[str], folder: Path, policy: Policy, checkpoint_ever
                                                     if n != SERVER})
         else:
             record.witness = Witness(store, keys[name].witness,
-                                     found.log(origin_for(FEDERATION, SERVER)))
+                                     found.log(origin_for(FEDERATION, SERVER)),
+                                     run=journal.now)
         records[name] = record
     return records
