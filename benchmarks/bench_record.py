@@ -404,9 +404,88 @@ def round_seconds(clients: int, rounds: int, *, with_record: bool,
             fed.close()
 
 
+def verify_step(clients: int = 20, repeats: int = 40) -> dict[str, float]:
+    """One site's part of a round, timed alone (single-threaded, median seconds): its VERIFY
+    step (judging every peer) without a record; with the record's writes made inline (all
+    the work the record costs); with them behind the round as the mesh does (what the
+    round waits for); and the witness check and cosignature it answers with."""
+    import statistics
+    import tempfile
+
+    from ccattest.mesh.journal import Journal
+    from ccattest.mesh.rounds import VERIFY
+    from ccattest.mesh.wire import Transcript
+    from ccattest.testing.federation import SimulatedFederation
+    from ccattest.timeutil import utcnow
+
+    with tempfile.TemporaryDirectory(prefix="ccattest-verify-") as folder:
+        fed = SimulatedFederation.create(clients, record_dir=Path(folder))
+        try:
+            for name in list(fed.sites)[1:]:
+                fed.register(name)
+            fed.round()
+            site = fed.sites["site-1"]
+            participant, captured = site.participant, []
+            original = participant.handle
+
+            def spy(sender: str, topic: str, body: dict[str, Any]) -> dict[str, Any]:
+                if topic == VERIFY:
+                    captured.append(body)
+                return original(sender, topic, body)
+
+            participant.handle = spy  # type: ignore[method-assign]
+            fed.round()
+            fed.flush()
+            participant.handle = original  # type: ignore[method-assign]
+            body = captured[-1]
+            transcript = Transcript.from_wire(body["transcript"])
+            journal, witness = participant.journal, participant.witness
+
+            def step(record: str) -> float:
+                participant._contributed[transcript.round_id] = \
+                    transcript.contribution_of("site-1") or b""
+                participant._verified._entries.clear()
+                participant.journal = journal if record != "none" else Journal(None, "site-1")
+                inline = record == "inline"
+                if inline:
+                    journal.later = lambda job: job()  # type: ignore[method-assign]
+                started = time.perf_counter()
+                participant._verify(transcript, body["evidence"], "server")
+                took = time.perf_counter() - started
+                if inline:
+                    del journal.later
+                journal.flush()
+                return took
+
+            def witnessing() -> float:
+                assert witness is not None
+                log = fed.sites["server"].record.witnessed
+                assert log is not None
+                checkpoint = log.log.checkpoint(at=utcnow())
+                view = log.view(checkpoint, witness.seen_size(), "site-1")
+                started = time.perf_counter()
+                participant.cosign("server", view.to_wire())
+                took = time.perf_counter() - started
+                fed.sites["server"].record.journal.log.append(  # type: ignore[union-attr]
+                    Entry("action", "server", utcnow(), {"site": "bench"}))
+                return took
+
+            times: dict[str, list[float]] = {"none": [], "behind": [], "inline": [],
+                                             "witness": []}
+            for _ in range(repeats):
+                for mode in ("none", "behind", "inline"):
+                    times[mode].append(step(mode))
+                times["witness"].append(witnessing())
+            participant.journal = journal
+            return {mode: statistics.median(values) for mode, values in times.items()}
+        finally:
+            fed.close()
+
+
 def round_rows(console: Console, *, clients: int = 20, rounds: int = 15) -> list[Row]:
     """A round's wall time with the record beside the same federation without it, runs
-    interleaved so that the machine's other work falls on both alike."""
+    interleaved so that the machine's other work falls on both alike; and one site's share
+    of a round timed alone."""
     import statistics
 
     timed: dict[bool, list[float]] = {True: [], False: []}
@@ -427,7 +506,21 @@ def round_rows(console: Console, *, clients: int = 20, rounds: int = 15) -> list
         "behind the round, so no round waits on the disk; what remains is CPU: "
         f"{cpu_ours * 1000:.0f} ms against {cpu_bare * 1000:.0f} ms a round for all sites, "
         f"{per_site:.1f} ms a site, which here all sites share two cores for.")
-    return [Row(f"round wall time with the record ({clients + 1} sites)",
+    step = verify_step(clients)
+    console.print(
+        f"One site's VERIFY step alone (judging {clients} peers, single-threaded, median): "
+        f"{step['none'] * 1000:.2f} ms without a record, {step['behind'] * 1000:.2f} ms with "
+        f"it written behind the round, {step['inline'] * 1000:.2f} ms with every write "
+        f"inline; the witness check and cosignature beside it: "
+        f"{step['witness'] * 1000:.2f} ms (one durable write).")
+    return [Row("one site's VERIFY step with the record", round(step["behind"] * 1000, 3),
+                "ms", "the same step without a record", round(step["none"] * 1000, 3),
+                round(step["behind"] / step["none"], 3)),
+            Row("witness check and cosignature (a client, a round)",
+                round(step["witness"] * 1000, 3), "ms", "the site's VERIFY step without a "
+                "record", round(step["none"] * 1000, 3),
+                round(step["witness"] / step["none"], 3)),
+            Row(f"round wall time with the record ({clients + 1} sites)",
                 round(ours * 1000, 2), "ms", "the same rounds without a record",
                 round(bare * 1000, 2), round(ours / bare, 3)),
             Row("record CPU a site a round", round(per_site, 2), "ms",

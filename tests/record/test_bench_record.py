@@ -68,3 +68,13 @@ def test_bytes_per_round_writes_every_row_and_the_records_audit(tmp_path: Path) 
     baseline = result["baseline"]
     assert baseline["inserts"] == server["appends"] + client["appends"]
     assert baseline["bytes"] > 0
+
+
+def test_round_measurements_run_on_a_small_federation() -> None:
+    from benchmarks.bench_record import round_seconds, verify_step
+
+    step = verify_step(clients=2, repeats=2)
+    assert set(step) == {"none", "behind", "inline", "witness"}
+    assert all(value > 0 for value in step.values())
+    walls, cpu = round_seconds(2, 2, with_record=True, collect_delay=0.0)
+    assert len(walls) == 2 and cpu > 0

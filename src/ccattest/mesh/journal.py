@@ -87,7 +87,7 @@ class Journal:
         self.policy = None if policy is None else {"id": policy.id,
                                                    "digest": policy_digest(policy)}
         self._lock = threading.Lock()
-        self._judged: dict[str, tuple[str, int]] = {}  # peer -> (judgement key, entry index)
+        self._judged: dict[str, tuple[Any, int]] = {}  # peer -> (judgement, entry index)
         self._round_of: dict[str, int] = {}  # peer -> index of the last round that judged it
         self.failure: str | None = None
         self.own_evidence: str | None = None  # digest(s) of this site's latest evidence
@@ -241,14 +241,12 @@ class Journal:
             for item in evidence:
                 self._keep(item)
         failures = verdict.failures()[:MAX_FAILURES_KEPT]
-        # What makes a judgement "the same" (an internal key, never recorded): json with
-        # str() for odd types is enough here and far cheaper than the canonical encoding.
-        judgement = [verdict.status, self.policy, failures,
-                     [[r.platform, r.status.value, {k: v for k, v in r.claims.items()
-                                                    if k not in VOLATILE_CLAIMS}]
-                      for r in verdict.results]]
-        key = hashlib.sha256(json.dumps(judgement, sort_keys=True, default=str)
-                             .encode()).hexdigest()
+        # What makes a judgement "the same", compared with == (C speed, no encoding): its
+        # status, policy, failures and each platform's claims but the per-collection ones.
+        key = (verdict.status, failures,
+               [(r.platform, r.status.value, {k: v for k, v in r.claims.items()
+                                               if k not in VOLATILE_CLAIMS})
+                for r in verdict.results])
         with self._lock:
             previous = self._judged.get(verdict.site)
         if context == "round" and previous is not None and previous[0] == key and definitive:
