@@ -23,8 +23,8 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "deploying.md"
 BLOCK = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```$", re.M | re.S)
-KINDS = {"sh", "sh hardware", "sh standin", "sh install", "sh nvflare-start", "yaml file",
-         "yaml cc_config", "yaml policy"}
+KINDS = {"sh", "sh hardware", "sh standin", "sh install", "sh nvflare-start", "sh after-job",
+         "yaml file", "yaml cc_config", "yaml policy"}
 
 
 def blocks() -> list[tuple[str, str, str]]:
@@ -105,6 +105,8 @@ def test_every_command_in_deploying_md(tmp_path, vectors):
             for command in commands(body):
                 if kind == "sh install":
                     _check_install(command)
+                elif kind == "sh after-job":
+                    assert command.startswith("ccattest audit "), command  # run by the e2e
                 elif kind == "sh nvflare-start":
                     _check_start(command, tmp_path)
                 elif kind == "sh hardware":

@@ -39,6 +39,31 @@ def _run_job_id(poc: PocFederation, tmp_path: Path, *, min_clients: int = 2
         session.close()
 
 
+def _deploying_doc_after_job(poc: PocFederation, job: str, tmp_path: Path, keys: Path
+                             ) -> None:
+    """docs/deploying.md's `sh after-job` block, run against this federation after its job."""
+    import re
+    import shlex
+    import shutil
+
+    from tests.cli_process import ccattest
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "deploying.md").read_text()
+    (block,) = re.findall(r"^```sh after-job\n(.*?)^```$", doc, re.M | re.S)
+    folder = tmp_path / "data-owner"
+    folder.mkdir()
+    shutil.copy(keys, folder / "federation.jwks.json")
+    for line in filter(None, (raw.strip() for raw in block.splitlines())):
+        command = line.replace("workspace/cc_project/prod_00", str(poc.prod))
+        command = re.sub(r"\bJOB\b", job, command)
+        args = shlex.split(command)
+        assert args[0] == "ccattest", line
+        result = ccattest(*args[1:], cwd=folder)
+        assert result.returncode == 0, (line, result.stdout, result.stderr)
+        assert all(len(out) <= 80 for out in result.stdout.splitlines()
+                   if " " in out.strip()), result.stdout  # paths may run long, prose not
+
+
 def _records_verify_and_the_receipt_holds(poc: PocFederation, job: str, tmp_path: Path
                                           ) -> None:
     """After a job: both records audit clean with the federation's keys; the job's receipt
@@ -72,6 +97,8 @@ def _records_verify_and_the_receipt_holds(poc: PocFederation, job: str, tmp_path
     assert report["statuses"] == {"server": "issuer", "site-1": "affirming",
                                   "site-2": "affirming"}
     assert ccattest("audit", "receipt", job, str(poc.prod / "site-1")).returncode == 0
+
+    _deploying_doc_after_job(poc, job, tmp_path, keys)
 
     copy = tmp_path / "tampered.sqlite3"
     with sqlite3.connect(poc.prod / "server" / "local" / "cc" / "record.sqlite3") as live, \

@@ -34,6 +34,26 @@ def test_configure_a_poc_workspace(tmp_path):
         assert json.loads((local / "ccattest__p_resources.json").read_text())["components"]
         assert (local / "cc" / "cc_config.yaml").is_file()
     assert "on_rejected: shutdown" in (prod / "site-1/local/cc/cc_config.yaml").read_text()
+    root_keys = prod / ".ccattest-root" / "federation.jwks.json"
+    assert str(root_keys) in proc.stdout and root_keys.is_file()
+    # The record: a named federation, every site's records in one PostgreSQL database.
+    named = _run(sys.executable, "-m", "ccattest", "nvflare", "configure", "--poc", str(prod),
+                 "--federation", "hospitals-eu", "--record-url",
+                 "postgresql://ccattest@db.internal/records", cwd=tmp_path)
+    assert named.returncode == 0, named.stdout + named.stderr
+    from ccattest.mesh.config import load_cc_config
+    from ccattest.record.keys import note_keys
+
+    config, _ = load_cc_config(prod / "site-1" / "local" / "cc" / "cc_config.yaml")
+    assert config.record is not None and config.record.federation == "hospitals-eu"
+    assert config.record.url == "postgresql://ccattest@db.internal/records"
+    keys = note_keys(json.loads(root_keys.read_text()))
+    assert set(keys.logs) == {f"ccattest.record/hospitals-eu/{s}"
+                              for s in ("server", "site-1", "site-2")}
+    assert set(keys.witnesses) == {"server", "site-1", "site-2"}
+    odd = _run(sys.executable, "-m", "ccattest", "nvflare", "configure", "--poc", str(prod),
+               "--federation", "two words", cwd=tmp_path)
+    assert odd.returncode == 2 and "invalid option" in odd.stderr
     bad = _run(sys.executable, "-m", "ccattest", "nvflare", "configure", "--poc", str(prod),
                "--on-rejected", "explode", cwd=tmp_path)
     assert bad.returncode == 2 and "invalid option" in bad.stderr

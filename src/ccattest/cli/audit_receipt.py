@@ -2,7 +2,7 @@
 owner runs with a receipt and the federation's public keys alone.
 
     ccattest audit receipt JOB_ID PATH [--output DIR] [--json]
-    ccattest audit receipt verify RECEIPT --jwks FILE [--min-cosigners N]
+    ccattest audit receipt verify RECEIPT --jwks FILE [--min-cosigners N] [--checkpoint F]
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ def audit_receipt(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     at: Annotated[str | None, typer.Option(
         metavar="TIME", help="Judge cosignature times as of TIME (default: now).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        "--checkpoint", metavar="FILE", help="verify: keep the receipt's cosigned checkpoint "
+        "in FILE, to prove later that the log still extends it (audit consistency).")
+    ] = None,
 ) -> None:
     """Print a job's receipts, or verify one offline.
 
@@ -63,7 +67,7 @@ def audit_receipt(
     """
     try:
         if len(args) == 2 and args[0] == "verify":
-            _verify(args[1], jwks, min_cosigners, as_json, parse_at(at))
+            _verify(args[1], jwks, min_cosigners, as_json, parse_at(at), checkpoint)
         elif len(args) == 2:
             _show(args[0], Path(args[1]), jwks, output, as_json)
         else:
@@ -84,7 +88,7 @@ def _read_token(source: str) -> str:
 
 
 def _verify(source: str, jwks_path: Path | None, min_cosigners: int | None, as_json: bool,
-            now: Any) -> None:
+            now: Any, keep: Path | None = None) -> None:
     from ..record.receipt import verify_receipt
     from ..tokens import load_jwks
 
@@ -93,6 +97,11 @@ def _verify(source: str, jwks_path: Path | None, min_cosigners: int | None, as_j
                           hint="pass --jwks federation.jwks.json (written at provisioning)")
     report = verify_receipt(_read_token(source), load_jwks(jwks_path), now=now,
                             min_cosigners=min_cosigners)
+    if keep is not None:
+        try:
+            keep.write_bytes(report.checkpoint)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {keep}", found=exc.strerror) from None
     if as_json:
         typer.echo(json.dumps({
             "verified": True, "job": report.job, "phase": report.phase,
@@ -118,6 +127,8 @@ def _verify(source: str, jwks_path: Path | None, min_cosigners: int | None, as_j
         what = event.data.get("detail") or event.data.get("missing") or ""
         _say(f"during the job: {event.kind} {event.data.get('site', '')} {what}".rstrip(),
              "  ")
+    if keep is not None:
+        _say(f"checkpoint kept in {keep}", "  ")
 
 
 def _show(job: str, path: Path, jwks_path: Path | None, output: Path | None,

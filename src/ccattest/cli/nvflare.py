@@ -55,6 +55,12 @@ def nvflare_configure(
     maa_endpoint: Annotated[str | None, typer.Option(
         metavar="HOST", help="aci: the Microsoft Azure Attestation instance the sidecar asks "
         "and every site trusts.")] = None,
+    federation: Annotated[str | None, typer.Option(
+        metavar="NAME", help="The federation's name in every site's record (letters, digits, "
+        ". _ -). Default: a random one.")] = None,
+    record_url: Annotated[str | None, typer.Option(
+        metavar="URL", help="Keep every site's record in this database (postgresql://...) "
+        "instead of SQLite in each kit's local/cc/.")] = None,
 ) -> None:
     """Add ccattest to existing NVFlare startup kits (or a POC workspace)."""
     from ..mesh.actions import ActionConfig
@@ -83,7 +89,8 @@ def nvflare_configure(
             rounds=RoundsConfig(interval_seconds=round_interval, deadline_seconds=round_deadline),
             actions=ActionConfig(on_rejected=on_rejected, on_unreachable=on_unreachable,
                                  unreachable_grace_seconds=grace),
-            platforms=platforms, maa_endpoint=maa_endpoint)
+            platforms=platforms, maa_endpoint=maa_endpoint, federation=federation or "",
+            record_url=record_url)
         root = root_dir or found[0].path.parent / ".ccattest-root"
         references = configure_kits(found, request, root, _now())
     except CCAttestError as error:
@@ -92,6 +99,7 @@ def nvflare_configure(
         fail(ConfigError("invalid option", found=str(error).splitlines()[0]))
     if platforms:
         _report_hardware(found, skip, platforms)
+        _report_record(root)
         return
     warning = f"[bold yellow]{DEV_WARNING}[/bold yellow]"
     out().print(warning, soft_wrap=True)
@@ -100,7 +108,17 @@ def nvflare_configure(
         out().print(f"[bold]{kit.name}[/bold] ({kit.role}): {kit.local / 'cc'}  "
                     f"measurement {measurement[:16]}", soft_wrap=True)
     out().print(f"development root key: {root}", soft_wrap=True)
+    _report_record(root)
     out().print(warning, soft_wrap=True)
+
+
+def _report_record(root: Path) -> None:
+    from ..provisioning import JWKS_FILE
+
+    out().print("each site's record: local/cc/record.sqlite3 (or record.url); the "
+                "federation's public keys, for whoever checks a record or a receipt:",
+                soft_wrap=True)
+    out().print(f"  {root / JWKS_FILE}", soft_wrap=True)
 
 
 def _report_hardware(kits: list[Kit], not_cc: set[str], platforms: list[str]) -> None:

@@ -133,6 +133,7 @@ class ReceiptReport:
     entries: int
     statuses: Mapping[str, str]
     events: tuple[Entry, ...]
+    checkpoint: bytes = b""  # the cosigned checkpoint note, worth keeping (audit consistency)
 
 
 def _shape(claims: Mapping[str, Any]) -> dict[str, Any]:
@@ -230,7 +231,7 @@ def verify_receipt(token: str, jwks: Mapping[str, Any], *, now: datetime,
     events = tuple(entries[i] for i in body["events"])
     return ReceiptReport(body["job"], body["phase"], body["issuer"], issued,
                          tuple(participants), head.size, tuple(cosigners), tuple(missing),
-                         len(entries), statuses, events)
+                         len(entries), statuses, events, checkpoint)
 
 
 def _relied(body: Mapping[str, Any], entries: Mapping[int, Entry], participants: list[str],
