@@ -68,10 +68,11 @@ def test_verify_checks_signatures_and_cosignatures(workspace, federation):
     intact = ccattest("audit", "verify", str(workspace), "--jwks", jwks, cwd=workspace,
                       check=0)
     assert intact.stdout.splitlines() == [
-        f"record of {federation.origin}: intact, 10 entries, 3 checkpoints, 3 signatures "
-        "checked", "cosignatures: 6 checked, 0 unchecked"]
+        f"record of {federation.origin}: intact",
+        "  10 entries, 3 checkpoints, 3 signatures checked",
+        "  cosignatures: 6 checked, 0 unchecked"]
     unsigned = ccattest("audit", "verify", str(workspace), cwd=workspace, check=0)
-    assert unsigned.stdout.splitlines()[1] == ("cosignatures: 0 checked, 6 unchecked (pass "
+    assert unsigned.stdout.splitlines()[2] == ("  cosignatures: 0 checked, 6 unchecked (pass "
                                                "--jwks to check them)")
 
 
@@ -110,7 +111,7 @@ def test_verify_an_export(workspace, federation):
     made = ccattest("audit", "export", str(workspace), "-o", str(out), cwd=workspace, check=0)
     assert made.stdout.strip() == f"exported 10 entries of {federation.origin} to {out}"
     intact = ccattest("audit", "verify", str(out), "--jwks", jwks, cwd=workspace, check=0)
-    assert "intact, 10 entries, 3 checkpoints, 3 signatures checked" in intact.stdout
+    assert "intact\n  10 entries, 3 checkpoints, 3 signatures checked" in intact.stdout
     again = ccattest("audit", "export", str(workspace), "-o", str(out), cwd=workspace, check=2)
     assert again.stderr.startswith(f"error: {out} exists")
     ccattest("audit", "export", str(workspace), "-o", str(out), "--force", cwd=workspace,
@@ -224,9 +225,9 @@ def test_consistency_with_a_kept_checkpoint(workspace, federation):
     build(record_of(workspace), federation, count=6, start=10)  # the log grew since
     extends = ccattest("audit", "consistency", str(kept), str(workspace), "--jwks", jwks,
                        cwd=workspace, check=0)
-    assert extends.stdout.strip() == (f"record of {federation.origin} extends the kept "
-                                      "checkpoint (its signature checked): size 4 to 16, a "
-                                      "proof of 2 hashes")
+    assert extends.stdout.splitlines() == [
+        f"record of {federation.origin}: extends the kept checkpoint",
+        "  size 4 to 16, a proof of 2 hashes; its signature checked"]
     unsigned = ccattest("audit", "consistency", str(kept), str(workspace), cwd=workspace,
                         check=0)
     assert "its signature not checked: pass --jwks" in unsigned.stdout

@@ -274,7 +274,7 @@ def test_demo_command_runs_and_cleans_up(tmp_path):
     record = proc.stdout[proc.stdout.index("the record"):]
     assert str(tmp_path / "demo" / "poc" / "example_project" / "prod_00" / "server") in \
         record or "record.sqlite3" in record
-    assert "$ ccattest audit verify" in record and ": intact," in record
+    assert "$ ccattest audit verify" in record and ": intact\n" in record
     assert "$ ccattest audit receipt verify" in record and "VERIFIED" in record
     assert "cosigned by site-1, site-2" in " ".join(record.split())
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "demo")], capture_output=True,

@@ -61,10 +61,11 @@ def audit_verify(
         fail(error)
     signed = (f", {report.signatures_checked} signatures checked" if log_key is not None
               else " (signatures not checked: pass --key or --jwks)")
-    _say(f"record of {report.origin}: intact, {report.size} entries, "
-         f"{report.checkpoints} checkpoints{signed}")
+    # The origin alone on the first line: it is long and must not break.
+    _say(f"record of {report.origin}: intact")
+    _say(f"  {report.size} entries, {report.checkpoints} checkpoints{signed}")
     if report.cosignatures_checked or report.cosignatures_unchecked or keys is not None:
-        line = (f"cosignatures: {report.cosignatures_checked} checked, "
+        line = (f"  cosignatures: {report.cosignatures_checked} checked, "
                 f"{report.cosignatures_unchecked} unchecked")
         if report.unknown_witnesses:
             line += (" (no key for " + ", ".join(report.unknown_witnesses) + ")"
@@ -155,5 +156,6 @@ def audit_consistency(
         fail(error)
     signed = ("its signature checked" if keys is not None
               else "its signature not checked: pass --jwks")
-    _say(f"record of {report.origin} extends the kept checkpoint ({signed}): "
-         f"size {report.old_size} to {report.size}, a proof of {report.proof_length} hashes")
+    _say(f"record of {report.origin}: extends the kept checkpoint")
+    _say(f"  size {report.old_size} to {report.size}, a proof of {report.proof_length} hashes;"
+         f" {signed}")

@@ -116,8 +116,7 @@ def _report_record(root: Path) -> None:
     from ..provisioning import JWKS_FILE
 
     out().print("each site's record: local/cc/record.sqlite3 (or record.url); the "
-                "federation's public keys, for whoever checks a record or a receipt:",
-                soft_wrap=True)
+                "federation's public keys, for whoever checks a record or a receipt:")
     out().print(f"  {root / JWKS_FILE}", soft_wrap=True)
 
 
