@@ -3,6 +3,7 @@ the server's log, job receipts, and the attacks witnessing exists to catch."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,6 +140,7 @@ def _replace_server_log(fed: SimulatedFederation, change) -> None:
     """The server rewrites its own database, then carries on signing as if nothing
     happened: a new writer over the altered rows, with the same log key."""
     server = fed.sites[SERVER]
+    fed.flush()  # what the last round queued is written to the honest log first
     log = server.record.journal.log
     assert log is not None
     path = Path(log.store.location)
@@ -202,6 +204,7 @@ def test_a_dropped_tail_is_caught(fed: SimulatedFederation) -> None:
 def test_a_split_view_is_caught_and_cannot_make_a_receipt(fed: SimulatedFederation,
                                                           tmp_path: Path) -> None:
     fed.round()
+    fed.flush()
     server = fed.sites[SERVER]
     log_a = server.record.journal.log
     assert log_a is not None and server.record.witnessed is not None
@@ -291,3 +294,39 @@ def test_a_coordinator_without_a_record_still_runs_rounds() -> None:
         assert report.attested == [SERVER, "site-1", "site-2"] and report.cosigned == []
     finally:
         fed.close()
+
+
+def test_evidence_is_kept_once_per_digest_only_when_asked(fed: SimulatedFederation) -> None:
+    journal = fed.sites["site-1"].record.journal
+    journal.keep_evidence = True
+    fed.round()
+    store = _store(fed, "site-1")
+    verdicts = [decode(e.body).data for e in store.entries(kind="verdict")]
+    rounds = [decode(e.body).data for e in store.entries(kind="round")]
+    digests = {digest for _, digest in rounds[-1]["judged"].values()}
+    assert len(digests) == 3
+    for digest in digests:  # the blob is kept beside the log, not in any entry
+        blob = store.get_evidence(bytes.fromhex(digest))
+        assert blob is not None and b'"platform":"software"' in blob
+    assert verdicts
+    bodies = b"".join(e.body for e in store.entries())
+    for digest in digests:  # no entry holds the evidence itself
+        report = json.loads(store.get_evidence(bytes.fromhex(digest)) or b"{}")["report"]
+        assert report.encode() not in bodies
+    assert _store(fed, "site-2").get_evidence(bytes.fromhex(digests.pop())) is None
+
+
+def test_the_record_holds_no_secret(fed: SimulatedFederation) -> None:
+    fed.round()
+    fed.admit("job-s", [SERVER, "site-1"])
+    fed.flush()
+    for name, site in fed.sites.items():
+        keys = site.record.keys
+        assert keys is not None
+        secrets = [keys.log.encode(), keys.witness.encode()]
+        seeds = [s.split("+", 4)[4] for s in secrets]  # base64 of type and seed
+        path = Path(_store(fed, name).location)
+        stored = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+        found = [secret[:24] for secret in [*secrets, *seeds] if secret.encode() in stored]
+        assert not found, (name, found)
+        assert b"PRIVATE" not in stored and b"BEGIN EC PRIVATE" not in stored

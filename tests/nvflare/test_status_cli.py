@@ -51,10 +51,13 @@ def _federation(root: Path) -> Path:
               "rounds": 3, "last_round": _round("c3", 5),
               "recent_rounds": [_round("a1", 125), _round("b2", 65),
                                 _round("c3", 5, {"site-2": "no answer"})],
-              "events": []}
+              "events": [], "record": {"location": "record.sqlite3", "size": 42,
+                                       "healthy": True, "failure": None}}
     site1 = {"site": "site-1", "role": "client", "updated": _stamp(3),
              "matrix": [_cell("site-1", "server", ago=4), _cell("site-1", "site-2", "warning")],
-             "excluded": {}, "rounds": 3, "last_round": None, "events": []}
+             "excluded": {}, "rounds": 3, "last_round": None, "events": [],
+             "record": {"location": "record.sqlite3", "size": 7, "healthy": False,
+                        "failure": "database or disk is full"}}
     (prod / "server" / "local" / "cc" / "status.json").write_text(json.dumps(server))
     (prod / "site-1" / "local" / "cc" / "status.json").write_text(json.dumps(site1))
     (prod / "site-3" / "local" / "cc" / "status.json").write_text("{not json")
@@ -87,8 +90,10 @@ def test_status_human_view_at_80_columns(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = proc.stdout
     # Ages count from the test's start: a loaded machine may take seconds to get here.
-    assert re.search(r"server \(server\): updated \d+s ago, ran 3 rounds", text)
-    assert re.search(r"site-1 \(client\): updated \d+s ago, judged peers in 3 rounds", text)
+    assert re.search(r"server \(server\): updated \d+s ago, ran 3 rounds; record: 42 "
+                     r"entries", text)
+    assert re.search(r"site-1 \(client\): updated \d+s ago, judged peers in 3 rounds; "
+                     r"record failing: database or disk is full", text)
     assert f"site-2 (client): {NOT_STARTED}" in text
     assert "site-3 (client): status file is not JSON" in text
     assert "trust matrix" in text and "contraindicated" in text and "pending" in text

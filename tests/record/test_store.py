@@ -323,3 +323,4 @@ def test_pending_migrations_run_once_at_open(record_url: str,
                 assert versions == list(range(1, nxt + 1))
                 assert conn.execute(select(extra.c.x)).all() == []
     assert calls == [nxt]
+

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
-from ccattest.errors import ConfigError
+from ccattest.errors import ConfigError, VerificationFailed
 from ccattest.record import merkle
 from ccattest.record.entry import Entry
 from ccattest.record.store import RecordStore, StoreError
@@ -220,3 +220,21 @@ def test_missing_files_and_folders(tmp_path: Path) -> None:
     assert not (tmp_path / "none.sqlite3").exists()
     with pytest.raises(ConfigError, match="folder does not exist"):
         RecordStore.open(tmp_path / "no" / "record.sqlite3", origin=ORIGIN)
+
+
+def test_a_version_1_record_is_migrated_to_version_2(tmp_path: Path) -> None:
+    path = tmp_path / "record.sqlite3"
+    with RecordStore.open(path, origin=ORIGIN) as first:
+        for n in range(3):
+            first.append(body(n))
+    with sqlite3.connect(path) as db:  # as ccattest before schema version 2 left it
+        db.execute("DROP TABLE witnessed")
+        db.execute("DELETE FROM migrations WHERE version = 2")
+    with RecordStore.open(path, origin=ORIGIN) as again:
+        assert again.size() == 3 and again.witnessed("other") is None
+        again.set_witnessed("other", 5, b"\x01" * 32, "note", at=datetime.now(UTC))
+        assert again.witnessed("other").size == 5  # type: ignore[union-attr]
+        with pytest.raises(VerificationFailed, match="backwards"):
+            again.set_witnessed("other", 4, b"\x02" * 32, "note", at=datetime.now(UTC))
+    with sqlite3.connect(path) as db:
+        assert [v for (v,) in db.execute("SELECT version FROM migrations ORDER BY 1")] == [1, 2]

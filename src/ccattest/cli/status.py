@@ -54,7 +54,14 @@ def _site_line(name: str, site: dict[str, Any], now: datetime) -> str:
     if site["problem"]:
         return head + f"[yellow]{site['problem']}[/yellow]"
     counted = "ran" if site["role"] == "server" else "judged peers in"
-    return head + f"updated {age(site['updated'], now)}, {counted} {site['rounds'] or 0} rounds"
+    line = head + f"updated {age(site['updated'], now)}, {counted} {site['rounds'] or 0} rounds"
+    record = site.get("record")
+    if record:
+        if record.get("failure"):
+            line += f"; [bold red]record failing[/bold red]: {record['failure']}"
+        else:
+            line += f"; record: {record.get('size') or 0} entries"
+    return line
 
 
 def _matrix(view: dict[str, Any], now: datetime) -> Table:

@@ -126,6 +126,7 @@ def _site(status: SiteStatus) -> dict[str, Any]:
         "rounds": data.get("rounds"),
         "last_round": data.get("last_round"),
         "excluded": excluded if isinstance(excluded, dict) else {},
+        "record": data.get("record") if isinstance(data.get("record"), dict) else None,
     }
 
 
