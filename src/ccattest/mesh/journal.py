@@ -301,7 +301,10 @@ class Journal:
                     else:
                         self._round_of.pop(peer, None)
 
-        self.later(write)
+        if threading.current_thread() is self._writer:
+            write()
+        else:
+            self.later(write)
 
     def gate(self, job: str, participants: Sequence[str], *, allowed: bool,
              reasons: Sequence[str], byoc: bool = False, at: datetime | None = None

@@ -44,9 +44,10 @@ class SiteRecord:
 
     def close(self, at: Any = None) -> None:
         """A last checkpoint (at shutdown), then release the database."""
-        self.journal.close()
         if self.journal.log is not None:
             self.journal.checkpoint(at)
+        self.journal.close()
+        if self.journal.log is not None:
             self.journal.log.store.close()
 
 

@@ -18,11 +18,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..errors import CCAttestError, MalformedEvidence, StaleEvidence
+from ..evidence import Evidence
 from ..freshness import ReplayCache
 from ..record.witness import LogView, Witness, Witnessed, WrongStartingPoint
 from ..timeutil import utcnow
 from .actions import FailureHandler
-from .agent import SiteAgent
+from .agent import SiteAgent, SiteVerdict
 from .journal import Journal, evidence_digest
 from .roster import Roster
 from .transport import PeerUnreachable, Transport
@@ -49,6 +50,7 @@ class RoundParticipant:
         self.journal = journal or Journal(None, agent.identity)
         self.witness = witness
         self._witness_pool: ThreadPoolExecutor | None = None
+        self._judged: dict[str, list[tuple[SiteVerdict, list[Evidence]]]] = {}
         self.record_rounds = True  # the coordinator's own site records rounds it ran itself
         self._lock = threading.Lock()
         self._contributed: dict[str, bytes] = {}  # round id -> our contribution, bounded
@@ -150,6 +152,7 @@ class RoundParticipant:
         if not isinstance(evidence_map, dict):
             raise MalformedEvidence("round evidence map is malformed")
         verdicts = {}
+        judged: list[tuple[SiteVerdict, list[Evidence]]] = []  # for the record, written later
         at = self.clock()
         for peer in transcript.sites():
             if peer == self.agent.identity or peer not in evidence_map:
@@ -163,13 +166,9 @@ class RoundParticipant:
             verdict = self.agent.judge(peer, evidence, nonce=transcript.nonce(),
                                        context=transcript.context, at=at)
             self.trust.record(verdict, definitive=True)
-            digests = {item.platform: evidence_digest(item) for item in evidence}
-            if verdict.cc_enabled and self.journal.enabled:
-                self.journal.verdict(verdict, evidence, context="round", definitive=True,
-                                     round_id=transcript.round_id, later=True,
-                                     digests=digests)
+            if verdict.cc_enabled:
+                judged.append((verdict, evidence))
             summary = verdict.summary()
-            summary["evidence"] = list(digests.values())
             if note:
                 summary["failures"] = [note, *summary["failures"]]  # type: ignore[list-item]
             verdicts[peer] = summary
@@ -179,24 +178,38 @@ class RoundParticipant:
             self._completed += 1
             self._last = {"round_id": transcript.round_id, "at": at.isoformat(),
                           "sites": transcript.sites(), "judged": sorted(verdicts)}
-        if self.record_rounds:
-            missing = {site: "no evidence in the round" for site in transcript.sites()
-                       if site != self.agent.identity and site not in evidence_map}
-            self.record_round(transcript, missing, verdicts, at, coordinator)
+        if self.journal.enabled:
+            with self._lock:
+                self._judged[transcript.round_id] = judged
+                while len(self._judged) > MAX_PENDING_ROUNDS:
+                    self._judged.pop(next(iter(self._judged)))
+            if self.record_rounds:
+                missing = {site: "no evidence in the round" for site in transcript.sites()
+                           if site != self.agent.identity and site not in evidence_map}
+                self.record_round(transcript, missing, at, coordinator)
         return {"verdicts": verdicts}
 
-    def record_round(self, transcript: Transcript, missing: Mapping[str, str],
-                     verdicts: Mapping[str, Any], at: datetime, coordinator: str) -> None:
-        judged = {}
-        for peer, summary in verdicts.items():
-            if isinstance(summary, Mapping) and summary.get("status") != "not-cc":
-                digests = summary.get("evidence") or []
-                judged[peer] = (str(summary.get("status")),
-                                ",".join(str(d) for d in digests) or None)
-        self.journal.round(round_id=transcript.round_id, transcript=transcript.nonce().hex(),
-                           coordinator=coordinator,
-                           participants=transcript.sites(), missing=missing, judged=judged,
-                           at=at)
+    def record_round(self, transcript: Transcript, missing: Mapping[str, str], at: datetime,
+                     coordinator: str) -> None:
+        """Queue this round's record: each changed verdict and the round entry, with the
+        evidence digests. All of it (even the hashing) runs on the record's writer thread,
+        after the site has answered."""
+        with self._lock:
+            judged = self._judged.pop(transcript.round_id, [])
+        journal = self.journal
+
+        def write() -> None:
+            statuses: dict[str, tuple[str, str | None]] = {}
+            for verdict, evidence in judged:
+                digests = {item.platform: evidence_digest(item) for item in evidence}
+                journal.verdict(verdict, evidence, context="round", definitive=True,
+                                round_id=transcript.round_id, digests=digests)
+                statuses[verdict.site] = (verdict.status, ",".join(digests.values()) or None)
+            journal.round(round_id=transcript.round_id, transcript=transcript.nonce().hex(),
+                          coordinator=coordinator, participants=transcript.sites(),
+                          missing=missing, judged=statuses, at=at)
+
+        journal.later(write)
 
 
 @dataclass
@@ -326,12 +339,11 @@ class RoundCoordinator:
         report.witness_refused.update(refused)
 
     def _record_round(self, transcript: Transcript, report: RoundReport) -> None:
-        own = report.verdicts.get(self.identity, {})
         missing = dict(report.unreachable)
         for site in report.sites:
             if site != self.identity and site not in report.attested:
                 missing.setdefault(site, "no evidence in the round")
-        self.participant.record_round(transcript, missing, own, report.started, self.identity)
+        self.participant.record_round(transcript, missing, report.started, self.identity)
 
     def _record_remote(self, report: RoundReport) -> None:
         trust = self.participant.trust
