@@ -153,3 +153,41 @@ def test_a_full_disk_is_an_alert_and_earlier_entries_stay(tmp_path: Path) -> Non
     assert reopened.journal.log is not None and reopened.journal.log.size == size
     assert audit(reopened.journal.log.store).size == size
     reopened.close()
+
+
+def test_a_config_without_a_record_section_keeps_none(tmp_path: Path) -> None:
+    bundles = _federation(tmp_path)
+    config, base = load_cc_config(bundles["site-1"] / "cc_config.yaml")
+    bare = config.model_copy(update={"record": None})
+    record = open_site_record(bare, base, build_agent(bare, base), server="server",
+                              is_server=False)
+    assert not record.journal.enabled and record.journal.failure is None
+    assert record.location == "" and record.witness is None
+    record.close()
+
+
+def test_a_log_key_of_another_federation_is_refused(tmp_path: Path) -> None:
+    ours = _federation(tmp_path / "a", "fed-a")
+    theirs = _federation(tmp_path / "b", "fed-b")
+    (theirs["server"] / "keys" / LOG_KEY_FILE).replace(ours["server"] / "keys" / LOG_KEY_FILE)
+    alerts: list[str] = []
+    _fails_but_the_site_goes_on(_open(ours["server"], alerts), alerts, "named after another")
+
+
+def test_a_record_with_a_hole_is_refused_and_left_closed(tmp_path: Path) -> None:
+    bundles = _federation(tmp_path)
+    first = _open(bundles["server"])
+    for n in range(3):
+        first.journal.action(f"site-{n}", "rejected", "alert", "x")
+    first.close()
+    with sqlite3.connect(bundles["server"] / "record.sqlite3") as db:
+        db.execute("DELETE FROM entries WHERE idx = 1")
+    alerts: list[str] = []
+    _fails_but_the_site_goes_on(_open(bundles["server"], alerts), alerts, "not dense")
+
+
+def test_an_unreadable_receipt_key_is_refused(tmp_path: Path) -> None:
+    bundles = _federation(tmp_path)
+    (bundles["server"] / "keys" / "result.key.pem").unlink()
+    alerts: list[str] = []
+    _fails_but_the_site_goes_on(_open(bundles["server"], alerts), alerts, "receipt signing key")

@@ -307,9 +307,6 @@ def test_a_log_and_a_witness_may_share_a_name() -> None:
     assert (found.logs["site-1"], found.witnesses["site-1"]) == (log, witness)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="BUG: a ccattest_note that is a list or object is looked up in "
-                          "ROLES and raises TypeError (unhashable), not ConfigError")
 @pytest.mark.parametrize("role", [["log"], {"log": 1}])
 def test_a_jwk_whose_role_is_not_a_string_is_not_a_record_key(role: Any) -> None:
     assert _refused(_log_jwk(ccattest_note=role)).message == "JWKS key 0 is not a record key"

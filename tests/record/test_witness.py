@@ -286,11 +286,6 @@ def test_a_proof_with_too_few_hashes_is_refused(world: World) -> None:
     assert "wrong number of hashes" in str(caught.value.found)
 
 
-@pytest.mark.xfail(strict=True, raises=VerificationFailed,
-                   reason="BUG: a witness that cosigned the empty log (size 0) refuses every "
-                          "later checkpoint: it asks merkle.verify_consistency for a proof "
-                          "from size 0, which RFC 9162 does not define, instead of taking the "
-                          "new checkpoint on its signature as it does the first one")
 def test_a_witness_that_cosigned_the_empty_log_cosigns_it_once_it_grew(world: World) -> None:
     witness, witnessed = world.witness(), world.witnessed()
     empty = world.log.checkpoint(at=AT)
@@ -369,11 +364,6 @@ def test_the_proof_cache_holds_sixteen_proofs(world: World,
     assert made == []
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: Witnessed.view puts the new proof FIRST in its cache and then "
-                          "keeps the last 15 of the old entries, i.e. the oldest ones: once "
-                          "full, the cache evicts the proof it made just before and keeps the "
-                          "first 15 forever (stale after a round or two)")
 def test_a_full_proof_cache_evicts_the_oldest_proof(world: World,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     checkpoint = world.grow(20)

@@ -111,10 +111,11 @@ class Journal:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def later(self, job: Callable[[], object]) -> None:
-        """Run `job` (a write) on the writer thread, after every write queued before it."""
+    def later(self, job: Callable[[], object]) -> bool:
+        """Run `job` (a write) on the writer thread, after every write queued before it;
+        False when it was not queued (no record, or the writer is too far behind)."""
         if self.log is None:
-            return
+            return False
         with self._lock:
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._drain, daemon=True,
@@ -125,6 +126,8 @@ class Journal:
         except queue.Full:
             self._failed(f"the record's writer is {MAX_QUEUED} entries behind; an entry "
                          "was dropped")
+            return False
+        return True
 
     def _drain(self) -> None:
         while True:
@@ -150,8 +153,7 @@ class Journal:
             except BaseException as error:  # handed to the waiting caller
                 done.set_exception(error)
 
-        self.later(run)
-        if not done.done() and self._queue.full():  # later() gave up: run it here
+        if not self.later(run):  # the writer is stuck far behind: run it here
             return job()
         return done.result()
 

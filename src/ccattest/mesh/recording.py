@@ -94,6 +94,12 @@ def _open(record: SiteRecord, config: CCConfig, base: Path, *, server: str,
     jwks = load_jwks(base / spec.keys)
     found = note_keys(jwks)
     record.keys, record.jwks, record.note_keys = keys, jwks, found
+    if is_server:  # every key is read before the database is opened
+        try:
+            record.result_key = SigningKey.from_pem((key_dir / RESULT_KEY_FILE).read_bytes())
+        except OSError as exc:
+            raise ConfigError(f"cannot read the receipt signing key {key_dir / RESULT_KEY_FILE}",
+                              found=exc.strerror or type(exc).__name__) from None
     store = RecordStore.open(record.location, origin=origin, create=True)
     try:
         site_log = SiteLog(store, keys.log, checkpoint_every=spec.checkpoint_every)
@@ -104,11 +110,6 @@ def _open(record: SiteRecord, config: CCConfig, base: Path, *, server: str,
     if is_server:
         witnesses = {name: key for name, key in found.witnesses.items() if name != config.site}
         record.witnessed = Witnessed(site_log, witnesses)
-        try:
-            record.result_key = SigningKey.from_pem((key_dir / RESULT_KEY_FILE).read_bytes())
-        except OSError as exc:
-            raise ConfigError(f"cannot read the receipt signing key {key_dir / RESULT_KEY_FILE}",
-                              found=exc.strerror or type(exc).__name__) from None
     else:
         record.witness = Witness(store, keys.witness,
                                  found.log(origin_for(spec.federation, server)),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from . import note
 ROLES = {"log": note.ED25519, "witness": note.COSIGNATURE_V1}
 LOG_KEY_FILE = "record-log.key"
 WITNESS_KEY_FILE = "record-witness.key"
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")  # RFC 7518 leaves padding out; allow it
 
 
 def origin_for(federation: str, site: str) -> str:
@@ -127,16 +129,19 @@ def note_keys(jwks: Mapping[str, Any]) -> NoteKeys:
 def _verifier(jwk: Mapping[str, Any], position: int) -> note.Verifier:
     where = f"JWKS key {position}"
     role, name, x = jwk.get("ccattest_note"), jwk.get("ccattest_name"), jwk.get("x")
-    if role not in ROLES or not isinstance(name, str) or not isinstance(x, str):
+    if not isinstance(role, str) or role not in ROLES or not isinstance(name, str) \
+            or not isinstance(x, str):
         raise ConfigError(f"{where} is not a record key",
                           expected="ccattest_note log|witness, ccattest_name and x")
     if (jwk.get("kty"), jwk.get("crv")) != ("OKP", "Ed25519") or "d" in jwk:
         raise ConfigError(f"{where} is not a public Ed25519 key",
                           expected="kty OKP, crv Ed25519, no d")
+    if not _BASE64URL.fullmatch(x):  # the decoder would skip stray characters silently
+        raise ConfigError(f"{where}: x is not base64url", found=x[:60])
     try:
         raw = base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
     except ValueError:
-        raise ConfigError(f"{where}: x is not base64url") from None
+        raise ConfigError(f"{where}: x is not base64url", found=x[:60]) from None
     verifier = note.Verifier(name, raw, ROLES[role])
     if jwk.get("kid") != f"{name}+{verifier.key_id.hex()}":
         raise ConfigError(f"{where}'s kid does not match its name and key",

@@ -50,9 +50,13 @@ class Cited:
 
 
 def _cite(log: SiteLog, index: int, size: int) -> dict[str, Any]:
-    stored = log.store.entries(index, index + 1)
+    try:
+        stored = log.store.entries(index, index + 1)
+    except ValueError:  # beyond the record: the checkpoint claims more than it holds
+        stored = []
     if not stored:
-        raise VerificationFailed(f"entry {index} is not in the record")
+        raise VerificationFailed(f"entry {index} is not in the record",
+                                 hint="the checkpoint is larger than the record")
     return {"index": index, "entry": stored[0].body.decode("utf-8"),
             "proof": [item.hex() for item in log.inclusion_proof(index, size)]}
 
@@ -182,6 +186,9 @@ def _cited(entries: Mapping[int, Entry], index: Any, kind: str, what: str) -> En
     if entry is None or entry.kind != kind:
         raise VerificationFailed(f"the receipt's {what} is not a cited {kind} entry",
                                  found=repr(index))
+    if not isinstance(entry.data, Mapping):  # decode accepts any JSON value as data
+        raise VerificationFailed(f"the receipt's {what} holds no object",
+                                 found=type(entry.data).__name__)
     return entry
 
 
@@ -217,7 +224,11 @@ def verify_receipt(token: str, jwks: Mapping[str, Any], *, now: datetime,
                                  hint="a server showing sites different logs cannot "
                                       "gather them; --min-cosigners lowers the bar")
     entries = _entries(body, head.size, head.root)
-    issued = datetime.fromtimestamp(claims["iat"], UTC)
+    try:
+        issued = datetime.fromtimestamp(claims["iat"], UTC)
+    except (OverflowError, OSError, ValueError):
+        raise MalformedEvidence("the receipt's iat is no time", found=str(claims["iat"])[:40]
+                                ) from None
     gate = _cited(entries, body["gate"], "gate", "gate entry")
     if gate.data.get("allowed") is not True or sorted(gate.data.get("participants", [])) \
             != participants or gate.data.get("job") != body["job"]:
@@ -259,8 +270,11 @@ def _relied(body: Mapping[str, Any], entries: Mapping[int, Entry], participants:
             raise VerificationFailed(f"the verdict for {site} postdates the gate decision")
         if cited.get("round") is not None:
             round_entry = _cited(entries, cited["round"], "round", f"round for {site}")
-            judged = (round_entry.data.get("judged") or {}).get(site)
-            if not judged or judged[0] != "affirming" or round_entry.at > gate.at:
+            statuses_in_round = round_entry.data.get("judged")
+            judged = (statuses_in_round.get(site) if isinstance(statuses_in_round, Mapping)
+                      else None)
+            if not isinstance(judged, list) or not judged or judged[0] != "affirming" \
+                    or round_entry.at > gate.at:
                 raise VerificationFailed(f"the round the receipt cites for {site} did not "
                                          "affirm it before the gate decision")
         statuses[site] = str(data.get("status"))

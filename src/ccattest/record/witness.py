@@ -109,7 +109,8 @@ class Witness:
         witness's cosignature line. Raises VerificationFailed, naming the attack, otherwise."""
         head, opened = note.open_checkpoint(view.checkpoint, self.log_key)
         state = self._state()
-        if state is not None:
+        # Every log extends the empty one: after cosigning size 0 there is nothing to prove.
+        if state is not None and (state[0] > 0 or head.size == 0):
             seen_size, seen_root = state
             where = f"{self.origin}'s log"
             if head.size < seen_size:
@@ -159,8 +160,9 @@ class Witnessed:
         if 0 < old_size < head.size:  # most witnesses saw the same size: one proof for all
             key = (old_size, head.size)
             if key not in self._proofs:
-                self._proofs = {key: tuple(self.log.consistency_proof(old_size, head.size)),
-                                **dict(list(self._proofs.items())[-15:])}
+                kept = dict(list(self._proofs.items())[-15:])  # the newest 15
+                self._proofs = {**kept,
+                                key: tuple(self.log.consistency_proof(old_size, head.size))}
             proof = self._proofs[key]
         return LogView(checkpoint, old_size, proof)
 
