@@ -330,3 +330,35 @@ def test_the_record_holds_no_secret(fed: SimulatedFederation) -> None:
         found = [secret[:24] for secret in [*secrets, *seeds] if secret.encode() in stored]
         assert not found, (name, found)
         assert b"PRIVATE" not in stored and b"BEGIN EC PRIVATE" not in stored
+
+
+def test_receipts_issued_during_rounds_never_look_like_an_attack(
+        fed: SimulatedFederation) -> None:
+    """A receipt's checkpoint is cosigned while rounds run: no witness may ever be shown a
+    checkpoint older than one it cosigned, or an honest server looks like it lost its tail."""
+    import threading
+
+    stop = threading.Event()
+    issued: list[str | None] = []
+
+    def admit_jobs() -> None:
+        number = 0
+        while not stop.is_set():
+            number += 1
+            issued.append(fed.admit(f"job-{number}", [SERVER, *CLIENTS])[1])
+
+    worker = threading.Thread(target=admit_jobs)
+    worker.start()
+    try:
+        reports = [fed.round() for _ in range(8)]
+    finally:
+        stop.set()
+        worker.join()
+    assert not any(report.witness_refused for report in reports), [
+        r.witness_refused for r in reports]
+    for client in CLIENTS:
+        assert not fed.sites[client].effects.actions()  # nobody excluded the server
+    assert issued and all(token is not None for token in issued)
+    assert fed.jwks is not None
+    for token in issued[-3:]:
+        assert verify_receipt(token, fed.jwks, now=utcnow()).cosigners == CLIENTS

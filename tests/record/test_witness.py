@@ -495,3 +495,20 @@ def test_a_cosigned_note_of_an_unknown_size_is_refused(world: World) -> None:
     world.grow(2)
     with pytest.raises(VerificationFailed, match="no checkpoint of size 5 in this log"):
         world.witnessed().cosigned_note(5)
+
+
+
+def test_the_checkpoint_it_already_cosigned_needs_no_proof(world: World) -> None:
+    """A log may show a witness again the checkpoint it cosigned last (a receipt's, then a
+    round's), with a proof from an older size: nothing to prove, cosign it again."""
+    witness, witnessed = world.witness(), world.witnessed()
+    first = world.grow(3)
+    witness.cosign(witnessed.view(first, 0, "site-1"), at=AT)
+    second = world.grow(2)
+    witness.cosign(witnessed.view(second, 3, "site-1"), at=AT)
+    writes = len(world.writes)
+    line = witness.cosign(witnessed.view(second, 3, "site-1"), at=AT)  # as if still at 3
+    assert line.startswith("\u2014 site-1 ") and witness.seen_size() == 5
+    assert len(world.writes) == writes  # nothing new to remember
+    assert witnessed.seen_by("site-1", 2) == 3 and witnessed.seen_by("site-1", 9) == 9
+    assert witnessed.seen_by("site-9", True) == 0

@@ -81,30 +81,36 @@ class ReceiptDesk:
                admission: int | None = None) -> str | None:
         record = self.record
         assert record.witnessed is not None and record.result_key is not None
-        checkpoint = self.journal.checkpoint(at)
-        if checkpoint is None:
-            return None
         clients = [site for site in participants
                    if site != self.identity and site in record.witnessed.witnesses]
+        with record.witnessed.lock:  # rounds show witnesses no older checkpoint meanwhile
+            checkpoint = self.journal.checkpoint(at)
+            if checkpoint is None:
+                return None
+            try:
+                self._gather(checkpoint, clients)
+                size = note.Checkpoint.parse(note.parse(checkpoint).text).size
+                cosigned = record.witnessed.cosigned_note(size)
+            except CCAttestError as error:
+                return self._failed(job, phase, error)
         try:
-            self._gather(checkpoint, clients)
-            size = note.Checkpoint.parse(note.parse(checkpoint).text).size
-            cosigned = record.witnessed.cosigned_note(size)
             token = issue_receipt(self.journal.log, record.result_key, job=job, phase=phase,
                                   issuer=self.identity, participants=participants, gate=gate,
                                   relied=relied, checkpoint=cosigned,
                                   server_evidence=self.journal.own_evidence, at=at,
                                   events=events, admission=admission)
         except CCAttestError as error:
-            self.journal.action(self.identity, "record", "alert",
-                                f"no {phase} receipt for job {job}: {error}")
-            log.error("ccattest: no %s receipt for job %s: %s", phase, job, error)
-            return None
+            return self._failed(job, phase, error)
         self.journal.receipt(job, phase, self.identity, token)
         self._deliver(token, clients)
         log.info("ccattest: %s receipt for job %s (%d participants)", phase, job,
                  len(participants))
         return token
+
+    def _failed(self, job: str, phase: str, error: CCAttestError) -> None:
+        self.journal.action(self.identity, "record", "alert",
+                            f"no {phase} receipt for job {job}: {error}")
+        log.error("ccattest: no %s receipt for job %s: %s", phase, job, error)
 
     def _gather(self, checkpoint: bytes, clients: list[str]) -> None:
         transport = self.transport()
@@ -113,7 +119,7 @@ class ReceiptDesk:
             return
 
         def ask(site: str) -> str | None:
-            seen = witnessed.seen.get(site, 0)
+            seen = witnessed.seen_by(site, None)
             for _ in range(2):  # once more from the size the witness says it needs
                 body = {"log": witnessed.view(checkpoint, seen, site).to_wire()}
                 try:

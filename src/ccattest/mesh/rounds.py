@@ -8,6 +8,7 @@ is in T. Freshness is checkable by each verifier without trusting the coordinato
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
@@ -295,31 +296,34 @@ class RoundCoordinator:
         report.contributed = sorted(contributions)
         transcript = Transcript.build(round_id, contributions, started + self.deadline)
         wire = transcript.to_wire()
-        # The checkpoint the witnesses cosign is signed (and stored) while the sites attest.
-        signing = (self._pool.submit(self.participant.journal.checkpoint)
-                   if self.witnessed is not None else None)
         attested = self._fan_out(report.contributed, ATTEST, lambda _: {"transcript": wire},
                                  report, until)
         evidence = {site: answer.get("evidence") for site, answer in attested.items()}
         report.attested = sorted(evidence)
         verify_body = {"transcript": wire, "evidence": evidence}
-        checkpoint = signing.result() if signing is not None else None
+        with self._witnessing():  # receipts' cosigning waits: checkpoints shown only grow
+            checkpoint = (self.participant.journal.checkpoint() if self.witnessed is not None
+                          else None)
 
-        def body(site: str) -> dict[str, Any]:
-            if checkpoint is None or self.witnessed is None or site == self.identity:
-                return verify_body
-            seen = answers.get(site, {}).get("witnessed")
-            return {**verify_body, "log": self.witnessed.view(checkpoint, seen, site).to_wire()}
+            def body(site: str) -> dict[str, Any]:
+                if checkpoint is None or self.witnessed is None or site == self.identity:
+                    return verify_body
+                seen = self.witnessed.seen_by(site, answers.get(site, {}).get("witnessed"))
+                return {**verify_body,
+                        "log": self.witnessed.view(checkpoint, seen, site).to_wire()}
 
-        results = self._fan_out(report.attested, VERIFY, body, report, until)
+            results = self._fan_out(report.attested, VERIFY, body, report, until)
+            if checkpoint is not None:
+                self._accept_cosignatures(checkpoint, results, report)
         report.verdicts = {site: answer.get("verdicts", {}) for site, answer in results.items()}
-        if checkpoint is not None:
-            self._accept_cosignatures(checkpoint, results, report)
         self._record_remote(report)
         self._record_round(transcript, report)
         self._handle_unreachable(report)
         report.seconds = time.monotonic() - t0
         return report
+
+    def _witnessing(self) -> Any:
+        return self.witnessed.lock if self.witnessed is not None else contextlib.nullcontext()
 
     def _accept_cosignatures(self, checkpoint: bytes, results: Mapping[str, Any],
                              report: RoundReport) -> None:
@@ -329,6 +333,9 @@ class RoundCoordinator:
         for site, answer in results.items():
             if answer.get("witness_error"):
                 report.witness_refused[site] = str(answer["witness_error"])[:300]
+            needed = answer.get("witnessed")
+            if isinstance(needed, int) and not isinstance(needed, bool):
+                self.witnessed.seen[site] = needed  # it said where to prove from next time
         try:
             report.cosigned, refused = self.witnessed.accept(
                 checkpoint, {s: line for s, line in lines.items() if line}, at=utcnow(),

@@ -16,6 +16,7 @@ are stored.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -123,6 +124,8 @@ class Witness:
                                          expected=seen_root.hex(), found=head.root.hex())
             if view.old_size != seen_size and head.size > seen_size:
                 raise WrongStartingPoint(seen_size, view.old_size)
+            if head.size == seen_size:  # the checkpoint it cosigned: nothing to prove
+                return self.signer.sign(opened.text.encode("utf-8"), at=at).line()
             try:
                 merkle.verify_consistency(seen_size, head.size, seen_root, head.root,
                                           list(view.proof))
@@ -145,8 +148,18 @@ class Witnessed:
     def __init__(self, log: SiteLog, witnesses: Mapping[str, note.Verifier]) -> None:
         self.log, self.witnesses = log, dict(witnesses)
         self.seen: dict[str, int] = {}  # what each witness said, or last cosigned, it saw
+        # Held while a checkpoint is shown to witnesses and their cosignatures gathered (a
+        # round, a receipt), so no witness is ever shown a checkpoint older than one it
+        # already cosigned: to a witness, a log that goes back is a log that lost its tail.
+        self.lock = threading.RLock()
         self._last_head: tuple[bytes, note.Checkpoint] | None = None
         self._proofs: dict[tuple[int, int], tuple[bytes, ...]] = {}
+
+    def seen_by(self, witness: str, said: Any) -> int:
+        """Where to prove from: what the witness said it saw, or what it cosigned since
+        (its state only grows), whichever is larger."""
+        said = said if isinstance(said, int) and not isinstance(said, bool) else 0
+        return max(said, self.seen.get(witness, 0))
 
     def view(self, checkpoint: bytes, old_size: Any, witness: str | None = None) -> LogView:
         """The view for a witness that says it last saw `old_size` (clamped: a witness that
