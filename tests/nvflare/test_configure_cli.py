@@ -39,14 +39,17 @@ def test_configure_a_poc_workspace(tmp_path):
     # The record: a named federation, every site's records in one PostgreSQL database.
     named = _run(sys.executable, "-m", "ccattest", "nvflare", "configure", "--poc", str(prod),
                  "--federation", "hospitals-eu", "--record-url",
-                 "postgresql://ccattest@db.internal/records", cwd=tmp_path)
+                 "postgresql://ccattest@db.internal/records_{site}", cwd=tmp_path)
     assert named.returncode == 0, named.stdout + named.stderr
     from ccattest.mesh.config import load_cc_config
     from ccattest.record.keys import note_keys
 
     config, _ = load_cc_config(prod / "site-1" / "local" / "cc" / "cc_config.yaml")
     assert config.record is not None and config.record.federation == "hospitals-eu"
-    assert config.record.url == "postgresql://ccattest@db.internal/records"
+    assert config.record.url == "postgresql://ccattest@db.internal/records_{site}"
+    shared = _run(sys.executable, "-m", "ccattest", "nvflare", "configure", "--poc", str(prod),
+                  "--record-url", "postgresql://ccattest@db.internal/records", cwd=tmp_path)
+    assert shared.returncode == 2 and "{site} in the URL" in shared.stderr
     keys = note_keys(json.loads(root_keys.read_text()))
     assert set(keys.logs) == {f"ccattest.record/hospitals-eu/{s}"
                               for s in ("server", "site-1", "site-2")}

@@ -59,8 +59,9 @@ def nvflare_configure(
         metavar="NAME", help="The federation's name in every site's record (letters, digits, "
         ". _ -). Default: a random one.")] = None,
     record_url: Annotated[str | None, typer.Option(
-        metavar="URL", help="Keep every site's record in this database (postgresql://...) "
-        "instead of SQLite in each kit's local/cc/.")] = None,
+        metavar="URL", help="Keep each site's record in a database instead of SQLite in its "
+        "kit's local/cc/: {site} in the URL is the site's name, one database a site "
+        "(postgresql://ccattest@db.example/records_{site}).")] = None,
 ) -> None:
     """Add ccattest to existing NVFlare startup kits (or a POC workspace)."""
     from ..mesh.actions import ActionConfig
@@ -81,6 +82,11 @@ def nvflare_configure(
                     raise  # an explicitly named folder must be a kit; POC also holds admins
         if not found:
             raise ConfigError("no server or client startup kit found", hint="pass KIT... or --poc")
+        if record_url and len(found) > 1 and "{site}" not in record_url:
+            raise ConfigError("every site keeps its own log, in its own database",
+                              expected="{site} in the URL, e.g. "
+                              "postgresql://ccattest@db.example/records_{site}",
+                              found=record_url)
         skip = set(not_cc or [])
         platforms = [name for name in (platform_name(p, HARDWARE) for p in platform or [])
                      if name is not None]

@@ -185,7 +185,7 @@ class RecordConfig(_Strict):
     """The site's record (mesh/recording.py). Paths are relative to the config."""
 
     federation: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    url: str | None = None  # a database URL (postgresql://...); else SQLite in local/cc/
+    url: str | None = None  # a database URL (postgresql://.../db_{site}); else SQLite
     required: bool = False  # a failing record blocks jobs (else it is an alert)
     checkpoint_every: int = Field(default=64, ge=1, le=1_000_000)
     keep_evidence: bool = False  # also keep each evidence blob, once per digest

@@ -51,8 +51,10 @@ class SiteRecord:
             self.journal.log.store.close()
 
 
-def record_location(spec: RecordConfig, base: Path) -> str:
-    return spec.url or str(base / RECORD_FILE)
+def record_location(spec: RecordConfig, base: Path, site: str) -> str:
+    """The site's record: SQLite in its local/cc/, or the database `record.url` names; a
+    `{site}` in the URL is this site's name (one database a site: each holds one log)."""
+    return spec.url.replace("{site}", site) if spec.url else str(base / RECORD_FILE)
 
 
 def open_site_record(config: CCConfig, base: Path, agent: SiteAgent, *, server: str,
@@ -63,7 +65,7 @@ def open_site_record(config: CCConfig, base: Path, agent: SiteAgent, *, server: 
         return SiteRecord(Journal(None, config.site))
     journal = Journal(None, config.site, policy=agent.policy, required=spec.required,
                       keep_evidence=spec.keep_evidence, on_failure=on_failure)
-    record = SiteRecord(journal, spec, location=record_location(spec, base))
+    record = SiteRecord(journal, spec, location=record_location(spec, base, config.site))
     try:
         _open(record, config, base, server=server, is_server=is_server)
     except CCAttestError as error:
