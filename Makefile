@@ -12,7 +12,7 @@ help:
 	@echo "make test    run the test suite with coverage (sets up .venv first)"
 	@echo "make lint    ruff"
 	@echo "make bench   benchmarks beside their baselines, written to .bench/results.json"
-	@echo "make bench-record  only the record's growth: 30 days of a 200-site federation (~6 min)"
+	@echo "make bench-record  only the record's growth: 30 days of a 200-site federation (~3 min)"
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

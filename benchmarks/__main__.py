@@ -25,7 +25,7 @@ def main() -> None:
     with console.status("simulated federations: 10 to 200 sites, both protocols (~2 min)..."):
         federation = bench_federation.rows(console)
     with console.status("record growth: 30 days of 5-minute rounds, 200 sites "
-                        "(~6 min)...") as status:
+                        "(~3 min)...") as status:
         growth = bench_record.rows(console, status.update)
     show(console, growth)
     record([*rows, *federation, *growth])
