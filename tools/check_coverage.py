@@ -15,7 +15,7 @@ CORE = (
     "ccattest/platforms/software/", "ccattest/mesh/",
     "ccattest/platforms/snp/", "ccattest/platforms/tdx/", "ccattest/platforms/ita/",
     "ccattest/platforms/nvgpu/", "ccattest/platforms/azure/", "ccattest/platforms/tsm.py",
-    "ccattest/provisioning.py", "ccattest/collateral/", "ccattest/record/",
+    "ccattest/provisioning.py", "ccattest/collateral/", "ccattest/record/", "ccattest/console/",
 )
 
 

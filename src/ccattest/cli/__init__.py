@@ -25,6 +25,7 @@ from . import (  # noqa: F401
     demo,
     nvflare,
     policy,
+    serve,
     status,
     token,
     verify,
