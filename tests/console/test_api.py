@@ -46,7 +46,8 @@ def _federation(root: Path) -> Path:
             "last_good": stamp}
     (prod / "server" / "local" / "cc" / "status.json").write_text(json.dumps({
         "site": "server", "role": "server", "updated": stamp, "matrix": [cell],
-        "excluded": {}, "rounds": 1, "last_round": None, "recent_rounds": [], "events": []}))
+        "excluded": {"site-2": "measurement matches no reference value"}, "rounds": 1,
+        "last_round": None, "recent_rounds": [], "events": []}))
     keys = SiteKeys.generate("fed", "server")
     store = RecordStore.open(prod / "server" / "local" / "cc" / "record.sqlite3",
                              origin=origin_for("fed", "server"), create=True)
@@ -136,6 +137,7 @@ def test_what_the_api_answers(console: tuple[str, str]) -> None:
         assert 'ccattest_trust{peer="site-1",status="affirming",verifier="server"} 1.0' in \
             metrics
         assert 'ccattest_record_entries{site="server"} 3.0' in metrics
+        assert 'ccattest_excluded{by="server",site="site-2"} 1.0' in metrics
         assert ('ccattest_verdict_changes_total{platform="software",site="server",'
                 'status="affirming"} 1.0') in metrics
         assert 'ccattest_round_missing_contributions_total{site="server"} 1.0' in metrics
