@@ -133,31 +133,31 @@ def _verify(source: str, jwks_path: Path | None, min_cosigners: int | None, as_j
 
 def _show(job: str, path: Path, jwks_path: Path | None, output: Path | None,
           as_json: bool) -> None:
-    from ..record.entry import decode
-    from ..record.log import locate
-    from ..record.store import RecordStore
     from ..tokens import load_jwks
+    from .audit_source import open_record, select_entries
 
-    with RecordStore.open(locate(path), origin=None, create=False) as store:
-        found = [(e.index, decode(e.body)) for e in store.entries(kind="receipt")]
-    receipts = [(index, entry) for index, entry in found if entry.data.get("job") == job]
+    with open_record(str(path)) as source:
+        found = [(stored, data) for stored, data, readable
+                 in select_entries(source, site=None, kind="receipt", since=None)
+                 if readable and isinstance(data, dict)]
+    receipts = [(stored, data) for stored, data in found if data.get("job") == job]
     if not receipts:
-        known = sorted({str(entry.data.get("job")) for _, entry in found})
+        known = sorted({str(data.get("job")) for _, data in found})
         raise ConfigError(f"no receipt of job {job} in this record",
                           expected="one of " + (", ".join(known[-8:]) or "(no receipts yet)"))
     keys = load_jwks(jwks_path) if jwks_path is not None else None
     if output is not None:
         output.mkdir(parents=True, exist_ok=True)
     rows = []
-    for index, entry in receipts:
-        token = str(entry.data.get("token", ""))
-        phase = str(entry.data.get("phase"))
+    for stored, data in receipts:
+        token = str(data.get("token", ""))
+        phase = str(data.get("phase"))
         saved = None
         if output is not None:
             saved = output / f"{job}.{phase}.jwt"
             saved.write_text(token + "\n")
-        rows.append({"index": index, "phase": phase, "issuer": entry.data.get("issuer"),
-                     "at": entry.at.isoformat(), "token": token,
+        rows.append({"index": stored.index, "phase": phase, "issuer": data.get("issuer"),
+                     "at": stored.at.isoformat(), "token": token,
                      "saved": str(saved) if saved else None})
     if as_json:
         typer.echo(json.dumps(rows, indent=1))

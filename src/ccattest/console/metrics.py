@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterator
 
@@ -43,17 +44,16 @@ class FederationCollector(Collector):
         missing = CounterMetricFamily("ccattest_round_missing_contributions", "Sites missing "
                                       "from rounds the site recorded", labels=["site"])
         for kit in self.federation.kits:
-            with self.federation.record(kit) as store:
-                if store is None:
-                    continue
-                stored = store.entries()
-            entries.add_metric([kit.name], len(stored))
-            counted = Counter(entry.kind for entry in stored)
+            if not self.federation.has_record(kit):
+                continue
+            events = self.federation.events(kit.name, limit=sys.maxsize)  # read once
+            entries.add_metric([kit.name], len(events))
+            counted = Counter(event["kind"] for event in events)
             for kind, count in sorted(counted.items()):
                 kinds.add_metric([kit.name, kind], count)
             by_status: Counter[tuple[str, str]] = Counter()
             absent = 0
-            for event in self.federation.events(kit.name, limit=len(stored) or 1):
+            for event in events:
                 data = event["data"] or {}
                 if event["kind"] == "verdict":
                     for result in data.get("results") or [{"platform": "none"}]:

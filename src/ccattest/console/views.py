@@ -18,11 +18,11 @@ from typing import Any
 from ..errors import CCAttestError, ConfigError
 from ..nvflare.kits import BUNDLE_DIR, Kit
 from ..nvflare.status import federation_view, find_kits, read_status
+from ..provisioning import JWKS_FILE
 from ..record.entry import decode
 from ..record.log import RECORD_FILE
 from ..record.store import RecordStore
 
-JWKS_FILE = "federation.jwks.json"
 MAX_EVENTS = 500  # one answer's worth; ask again with `after` for more
 
 
@@ -58,11 +58,15 @@ class Federation:
                 return data if isinstance(data, dict) else None
         return None
 
+    @staticmethod
+    def has_record(kit: Kit) -> bool:
+        return (kit.local / BUNDLE_DIR / RECORD_FILE).is_file()
+
     @contextmanager
     def record(self, kit: Kit) -> Iterator[RecordStore | None]:
         """The kit's record (SQLite in its local/cc/), None when it has none yet."""
         path = kit.local / BUNDLE_DIR / RECORD_FILE
-        if not path.is_file():
+        if not self.has_record(kit):
             yield None
             return
         store = RecordStore.open(path, origin=None, create=False)

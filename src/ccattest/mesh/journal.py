@@ -221,18 +221,13 @@ class Journal:
         return self._append("config", data, at)
 
     def verdict(self, verdict: SiteVerdict, evidence: Sequence[Evidence], *, context: str,
-                definitive: bool, round_id: str | None = None, later: bool = False,
+                definitive: bool, round_id: str | None = None,
                 digests: Mapping[str, str] | None = None) -> int | None:
         """Record a judgement; in rounds only when it changed. Returns the index of the
-        entry that now stands for this judgement (new or earlier; None when `later`: then
-        even the encoding happens on the writer thread, off the round)."""
-        def write() -> int | None:
-            return self._verdict(verdict, evidence, context, definitive, round_id, digests)
-
-        if later:
-            self.later(write)
-            return None
-        return self.now(write)
+        entry that now stands for this judgement (new or earlier). Rounds call it on the
+        writer thread (RoundParticipant.record_round), after the site has answered."""
+        return self.now(lambda: self._verdict(verdict, evidence, context, definitive,
+                                              round_id, digests))
 
     def _verdict(self, verdict: SiteVerdict, evidence: Sequence[Evidence], context: str,
                  definitive: bool, round_id: str | None,
