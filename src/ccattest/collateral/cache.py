@@ -31,10 +31,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CCAttestError, CollateralUnavailable, ConfigError
 from ..timeutil import require_aware
+
+if TYPE_CHECKING:
+    from ..mesh.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +175,12 @@ class CollateralCache:
     """Collateral in memory and, optionally, in `directory` (one file per item). Thread-safe:
     the in-memory map is guarded by a lock; files are replaced atomically."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, *,
+                 telemetry: Telemetry | None = None) -> None:
         self.directory = None if directory is None else Path(directory)
         self._items: dict[tuple[str, Key], CachedItem] = {}
         self._lock = threading.Lock()
+        self.telemetry = telemetry  # told of every lookup and of every item held
 
     def get(self, kind: str, key: Iterable[str], at: datetime) -> CachedItem | None:
         """The item for (kind, key) if one is valid at `at`, else None."""
@@ -187,7 +192,10 @@ class CollateralCache:
             stored = self._read(kind, parts)
             if stored is not None:
                 item = self._remember(stored)
-        return item if item is not None and item.valid_at(at) else None
+        found = item if item is not None and item.valid_at(at) else None
+        if self.telemetry is not None:
+            self.telemetry.collateral_lookup(kind, hit=found is not None)
+        return found
 
     def put(self, kind: str, key: Iterable[str], data: bytes, *, source: str,
             fetched_at: datetime) -> CachedItem:
@@ -213,7 +221,10 @@ class CollateralCache:
         with self._lock:
             if replace:
                 self._items[(item.kind, item.key)] = item
-            return self._items.setdefault((item.kind, item.key), item)
+            kept = self._items.setdefault((item.kind, item.key), item)
+        if self.telemetry is not None:
+            self.telemetry.collateral_held(kept.kind, kept.key, kept.not_after)
+        return kept
 
     # --- disk ---------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from .cache import CollateralCache
 
 if TYPE_CHECKING:
     from ..evidence import Evidence
+    from ..mesh.telemetry import Telemetry
     from ..platforms.base import VerifiedClaims
     from ..platforms.snp.verify import SnpVerifier
     from ..platforms.tdx.collateral import TdxCollateral
@@ -34,17 +35,18 @@ SNP_PRODUCTS = ("Milan", "Genoa", "Turin")  # version 2 reports do not say which
 TDX_FOLDER_MARK = "tcb_info.json"  # a folder of PCS answers (collateral_from_path)
 
 
-def open_cache(source: Path | None, *, default: Path | None = None) -> CollateralCache:
+def open_cache(source: Path | None, *, default: Path | None = None,
+               telemetry: Telemetry | None = None) -> CollateralCache:
     """A collateral cache: the folder given, a bundle file loaded (checked whole) into
     memory, or `default` (None: memory only)."""
     from .bundle import import_bundle
 
     if source is not None and source.is_file():
-        cache = CollateralCache(None)
+        cache = CollateralCache(None, telemetry=telemetry)
         import_bundle(cache, source)
         return cache
     folder = source or default
-    return CollateralCache(None if folder is None else folder.expanduser())
+    return CollateralCache(None if folder is None else folder.expanduser(), telemetry=telemetry)
 
 
 # --- SEV-SNP -------------------------------------------------------------------------------------

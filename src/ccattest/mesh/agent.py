@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +14,7 @@ from ..platforms.base import Attester, Verifier
 from ..policy import Policy, appraise_failure, check_required_platforms
 from ..result import AttestationResult, Reason
 from .roster import Roster
+from .telemetry import Telemetry
 
 REPORT_DATA_SIZES = {"nvgpu": 32}  # the GPU's SPDM nonce; CPU TEEs take 64 bytes
 
@@ -76,6 +78,7 @@ class SiteAgent:
     verifiers: Mapping[str, Verifier]
     policy: Policy
     roster: Roster = field(default_factory=Roster)
+    telemetry: Telemetry | None = field(default=None, repr=False, compare=False)
 
     @property
     def cc_enabled(self) -> bool:
@@ -107,6 +110,7 @@ class SiteAgent:
                                       expected=", ".join(spec.platforms), found=item.platform))
                 continue
             report_data = bind(nonce, peer, context, size=report_data_size(item.platform))
+            started = time.perf_counter()
             try:
                 result = verify_and_appraise(item, verifier, self.policy,
                                              report_data=report_data, at=at)
@@ -115,6 +119,9 @@ class SiteAgent:
                 # this peer's verdict, naming what is missing; it must not abort the round.
                 result = appraise_failure(item.platform, error, at, policy=self.policy,
                                           attester=item.attester)
+            if self.telemetry is not None:
+                self.telemetry.verified(item.platform, result.status.value,
+                                        time.perf_counter() - started)
             results.append(result)
             if result.attester is not None and result.attester != peer:
                 reasons.append(Reason("identity", False, "evidence names another site",

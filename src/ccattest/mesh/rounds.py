@@ -27,6 +27,7 @@ from .actions import FailureHandler
 from .agent import SiteAgent, SiteVerdict
 from .journal import Journal, evidence_digest
 from .roster import Roster
+from .telemetry import Telemetry
 from .transport import PeerUnreachable, Transport
 from .trustbook import TrustBook
 from .wire import Transcript, evidence_from_wire, evidence_to_wire, parse_hex
@@ -43,7 +44,8 @@ class RoundParticipant:
                  handler: FailureHandler | None = None,
                  clock: Callable[[], datetime] = utcnow,
                  round_ttl: timedelta = timedelta(minutes=10),
-                 journal: Journal | None = None, witness: Witness | None = None) -> None:
+                 journal: Journal | None = None, witness: Witness | None = None,
+                 telemetry: Telemetry | None = None) -> None:
         self.agent = agent
         self.trust = trust
         self.handler = handler
@@ -60,6 +62,9 @@ class RoundParticipant:
         # every other site counts the rounds it took part in, at its verify step.
         self._completed = 0
         self._last: dict[str, Any] | None = None
+        # Round telemetry: a site's part is its collection plus its judging, in seconds.
+        self.telemetry = telemetry
+        self._attest_seconds: dict[str, float] = {}  # round id -> collection time, bounded
 
     def completed(self) -> tuple[int, dict[str, Any] | None]:
         """How many rounds this site judged its peers in, and the last one."""
@@ -139,7 +144,13 @@ class RoundParticipant:
 
     def _attest(self, transcript: Transcript) -> dict[str, Any]:
         self._own_contribution_checked(transcript)
+        started = time.perf_counter()
         evidence = self.agent.collect(transcript.nonce(), transcript.context)
+        if self.telemetry is not None:
+            with self._lock:
+                self._attest_seconds[transcript.round_id] = time.perf_counter() - started
+                while len(self._attest_seconds) > MAX_PENDING_ROUNDS:
+                    self._attest_seconds.pop(next(iter(self._attest_seconds)))
         if self.journal.enabled:
             self.journal.own_evidence = ",".join(evidence_digest(item) for item in evidence)
         return {"evidence": evidence_to_wire(evidence)}
@@ -152,6 +163,7 @@ class RoundParticipant:
             self._contributed.pop(transcript.round_id, None)
         if not isinstance(evidence_map, dict):
             raise MalformedEvidence("round evidence map is malformed")
+        started = time.perf_counter()
         verdicts = {}
         judged: list[tuple[SiteVerdict, list[Evidence]]] = []  # for the record, written later
         at = self.clock()
@@ -179,6 +191,11 @@ class RoundParticipant:
             self._completed += 1
             self._last = {"round_id": transcript.round_id, "at": at.isoformat(),
                           "sites": transcript.sites(), "judged": sorted(verdicts)}
+            attesting = self._attest_seconds.pop(transcript.round_id, 0.0)
+        # The coordinator's own participant does not record rounds: its coordinator times
+        # the whole round instead (record_rounds is False there, as for the record).
+        if self.telemetry is not None and self.record_rounds:
+            self.telemetry.round_done(attesting + time.perf_counter() - started)
         if self.journal.enabled:
             with self._lock:
                 self._judged[transcript.round_id] = judged
@@ -238,7 +255,8 @@ class RoundCoordinator:
     def __init__(self, participant: RoundParticipant, transport: Transport, roster: Roster,
                  members: Callable[[], list[str]], *, handler: FailureHandler | None = None,
                  deadline: timedelta = timedelta(seconds=30), max_workers: int = 16,
-                 witnessed: Witnessed | None = None) -> None:
+                 witnessed: Witnessed | None = None, telemetry: Telemetry | None = None
+                 ) -> None:
         self.participant = participant
         participant.record_rounds = False  # it judges; the coordinator records the round
         self.witnessed = witnessed
@@ -248,6 +266,7 @@ class RoundCoordinator:
         self.members = members
         self.handler = handler
         self.deadline = deadline
+        self.telemetry = telemetry
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ccattest")
 
     def close(self) -> None:
@@ -320,6 +339,8 @@ class RoundCoordinator:
         self._record_round(transcript, report)
         self._handle_unreachable(report)
         report.seconds = time.monotonic() - t0
+        if self.telemetry is not None:
+            self.telemetry.round_done(report.seconds)
         return report
 
     def _witnessing(self) -> Any:
