@@ -1,6 +1,13 @@
 from rich.console import Console
 
-from . import bench_cli, bench_federation, bench_nvidia, bench_record, bench_software
+from . import (
+    bench_cli,
+    bench_console,
+    bench_federation,
+    bench_nvidia,
+    bench_record,
+    bench_software,
+)
 from .harness import RESULTS, record, show
 
 
@@ -28,8 +35,13 @@ def main() -> None:
                         "(~3 min)...") as status:
         growth = bench_record.rows(console, status.update)
     show(console, growth)
-    record([*rows, *federation, *growth])
-    console.print(f"wrote {len(rows) + len(federation) + len(growth)} figures to {RESULTS}")
+    with console.status("the console's routes: a 200-site federation with 30 days of record "
+                        "(its data built once, ~2 min)...") as status:
+        served = bench_console.rows(console, status.update)
+    show(console, served)
+    record([*rows, *federation, *growth, *served])
+    console.print(f"wrote {len(rows) + len(federation) + len(growth) + len(served)} figures "
+                  f"to {RESULTS}")
 
 
 main()

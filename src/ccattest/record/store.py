@@ -307,9 +307,14 @@ class RecordStore:
 
     def entries(self, start: int = 0, end: int | None = None, *, site: str | None = None,
                 kind: str | None = None, since: datetime | None = None,
-                until: datetime | None = None) -> list[StoredEntry]:
+                until: datetime | None = None, limit: int | None = None,
+                newest_first: bool = False) -> list[StoredEntry]:
         """Entries [start, end) in index order, optionally only one site's, one kind's, or
-        those at or after ``since`` and before ``until``."""
+        those at or after ``since`` and before ``until``; at most ``limit`` of them (the
+        first ones, or with ``newest_first`` the last ones, newest first). The limit and
+        the order are the query's, so a page reads only its own rows."""
+        if limit is not None and limit < 0:
+            raise ValueError(f"a limit of {limit} entries")
         conditions = [entries.c.idx >= start]
         if site is not None:
             conditions.append(entries.c.site == site)
@@ -321,8 +326,9 @@ class RecordStore:
             conditions.append(entries.c.at_us < _micros(until, "until"))
         with self._transaction("read entries") as conn:
             conditions.append(entries.c.idx < _range(conn, start, end))
-            rows = conn.execute(select(entries).where(*conditions)
-                                .order_by(entries.c.idx)).all()
+            query = select(entries).where(*conditions).order_by(
+                entries.c.idx.desc() if newest_first else entries.c.idx)
+            rows = conn.execute(query if limit is None else query.limit(limit)).all()
         return [StoredEntry(row.idx, row.site, row.kind, _instant(row.at_us), bytes(row.body),
                             bytes(row.leaf_hash)) for row in rows]
 
