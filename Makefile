@@ -5,14 +5,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install demo test lint format bench bench-record clean
+.PHONY: help install demo test lint format bench bench-record bench-console clean
 
 help:
-	@echo "make demo    attest three software sites (one tampered) and show the verdicts"
+	@echo "make demo    attest three software sites (one tampered) and show the verdicts;"
+	@echo "             a dashboard follows it live (its URL is printed); SERVE=1 keeps it all"
+	@echo "             running until Ctrl-C"
 	@echo "make test    run the test suite with coverage (sets up .venv first)"
 	@echo "make lint    ruff"
 	@echo "make bench   benchmarks beside their baselines, written to .bench/results.json"
 	@echo "make bench-record  only the record's growth: 30 days of a 200-site federation (~3 min)"
+	@echo "make bench-console only the console's routes on a 200-site federation, 30 days of record"
+	@echo "                   (p50/p95/max beside the goals; its data is built once: ~2 min)"
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +27,7 @@ $(INSTALLED): pyproject.toml
 install: $(INSTALLED)
 
 demo: $(INSTALLED)
-	$(BIN)/ccattest demo
+	$(BIN)/ccattest demo $(if $(SERVE),--serve)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term \
@@ -48,6 +52,9 @@ bench: $(INSTALLED)
 
 bench-record: $(INSTALLED)
 	$(BIN)/python -m benchmarks.bench_record
+
+bench-console: $(INSTALLED)
+	$(BIN)/python -m benchmarks.bench_console
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage .coverage-report.json .bench .demo

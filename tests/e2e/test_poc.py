@@ -255,23 +255,61 @@ def test_killed_client_with_shutdown_action_stops_everyone_cleanly(poc):
     assert poc.processes["site-1"].returncode == 0
 
 
+def _dashboard_while_serving(proc, lines: list[str]) -> None:
+    """`demo --serve` keeps the federation up: its dashboard answers with every site."""
+    import httpx
+
+    wait_for(lambda: proc.poll() is not None or any("press Ctrl-C" in line for line in lines),
+             300, "the demo to start serving")
+    assert proc.poll() is None, "".join(lines)[-3000:]
+    at = next(i for i, line in enumerate(lines) if line.startswith("dashboard"))
+    url, token_file = lines[at + 1].strip(), Path(lines[at + 2].strip())
+    assert url.startswith("http://127.0.0.1:") and token_file.stat().st_mode & 0o077 == 0
+    token = token_file.read_text().strip()
+    answer = httpx.get(url + "api/v1/status", headers={"Authorization": f"Bearer {token}"},
+                       timeout=10)
+    assert set(answer.json()["sites"]) == {"server", "site-1", "site-2"}
+    assert "site-2" in answer.json()["excluded"]
+
+
 def test_demo_command_runs_and_cleans_up(tmp_path):
     import os
+    import signal
     import subprocess
     import sys
+    import threading
 
-    proc = subprocess.run([sys.executable, "-m", "ccattest", "demo", "--work-dir", "demo"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "COLUMNS": "80"}, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    text = " ".join(proc.stdout.split())
+    proc = subprocess.Popen([sys.executable, "-m", "ccattest", "demo", "--work-dir", "demo",
+                             "--serve"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "80"})
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        _dashboard_while_serving(proc, lines)
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    stdout = "".join(lines)
+    assert proc.returncode == 0, stdout[-3000:]
+    text = " ".join(stdout.split())
     assert "FINISHED:COMPLETED" in text
     assert "site-2 excluded" in text and "the server and site-1 keep running" in text
     assert "True" not in text and text.count("contraindicated: the verifier found") == 1
-    tail = proc.stdout[proc.stdout.index("logs:"):].splitlines()
+    tail = stdout[stdout.index("logs:"):].splitlines()
     assert tail[1].strip() == str(tmp_path / "demo" / "logs")  # a path, whole on its line
     # It ends with the record: where each site's is, the server's audited, the receipt.
-    record = proc.stdout[proc.stdout.index("the record"):]
+    record = stdout[stdout.index("the record"):]
     assert str(tmp_path / "demo" / "poc" / "example_project" / "prod_00" / "server") in \
         record or "record.sqlite3" in record
     assert "$ ccattest audit verify" in record and ": intact\n" in record

@@ -1,7 +1,9 @@
-"""The console's ASGI app (FastAPI): a versioned, read-only JSON API and Prometheus metrics.
+"""The console's ASGI app (FastAPI): a versioned JSON API, Prometheus metrics and the
+dashboard's pages.
 
 Every route but `/healthz` needs `Authorization: Bearer <token>`; a request without it, or
-with another token, is a 401 with a JSON body. API answers are `no-store` and carry security
+with another token, is a 401 with a JSON body (a browser gets the login form instead, and
+may then read with a session cookie: see session.py). API answers are `no-store` and carry security
 headers; errors are JSON, never a traceback.
 """
 
@@ -17,14 +19,21 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from .. import __version__
 from ..errors import CCAttestError
 from ..timeutil import parse_instant
+from .attest import add_attest_routes, body_limit
 from .auth import bearer_ok
+from .desk import AttestDesk
+from .detail_api import add_detail_routes
 from .metrics import render_metrics
-from .views import MAX_EVENTS, Federation
+from .pages import LOGIN_STYLE_HASH, add_pages, login_page, wants_html
+from .session import COOKIE, SAFE_METHODS, session_ok
+from .views import MAX_EVENTS, Federation, json_object
 
 API = "/api/v1"
+OPEN_PATHS = ("/healthz", "/login")  # /login checks the token in its form itself
 MAX_BODY_BYTES = 64 * 1024  # the read API takes no body; the attest API will take evidence
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; object-src 'none'; "
+                               f"style-src 'self' {LOGIN_STYLE_HASH}; form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -32,24 +41,39 @@ SECURITY_HEADERS = {
 }
 
 
+def _authorized(request: Request, token: str) -> bool:
+    """The bearer header, or for reading only, a browser's session cookie."""
+    return bearer_ok(request.headers.get("authorization"), token) or (
+        request.method in SAFE_METHODS and session_ok(request.cookies.get(COOKIE), token))
+
+
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-def create_app(federation: Federation, token: str) -> FastAPI:
+def create_app(federation: Federation, token: str,
+               attest: AttestDesk | CCAttestError | None = None, *,
+               client_certs: bool = False) -> FastAPI:
+    """`client_certs`: uvicorn runs HTTPS with CERT_REQUIRED against the federation's root
+    (tls.py), so every connection already showed a certificate and needs no token."""
     app = FastAPI(title="ccattest console", version=__version__, docs_url=None,
                   redoc_url=None, openapi_url=f"{API}/openapi.json")
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Response:
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+        limit = body_limit(request.url.path, MAX_BODY_BYTES)  # streamed bodies: attest.py
+        if length is not None and (not length.isdigit() or int(length) > limit):
             response: Response = _error(413, "request body too large",
-                                        expected=f"at most {MAX_BODY_BYTES} bytes")
-        elif request.url.path != "/healthz" and not bearer_ok(
-                request.headers.get("authorization"), token):
-            response = _error(401, "a bearer token is required",
-                              hint="send Authorization: Bearer <the console.token file>")
+                                        expected=f"at most {limit} bytes")
+        elif request.url.path not in OPEN_PATHS and not (
+                client_certs and request.url.scheme == "https") and not _authorized(
+                request, token):
+            if wants_html(request):  # a browser: the login form, then a session cookie
+                response = login_page(str(request.url.path))
+            else:
+                response = _error(401, "a bearer token is required",
+                                  hint="send Authorization: Bearer <the console.token file>")
             response.headers["WWW-Authenticate"] = "Bearer"
         else:
             response = await call_next(request)
@@ -96,14 +120,32 @@ def create_app(federation: Federation, token: str) -> FastAPI:
     def sites() -> dict[str, Any]:
         return {"sites": [{"name": kit.name, "role": kit.role} for kit in federation.kits]}
 
-    @app.get(f"{API}/events")
+    @app.get(f"{API}/events", response_model=dict[str, Any])
     def events(site: str | None = None, kind: str | None = None,
                since: str | None = None, after: int = Query(-1, ge=-1),
-               limit: int = Query(MAX_EVENTS, ge=1, le=MAX_EVENTS)) -> dict[str, Any]:
-        """A site's record, oldest first (the server's by default); page with `after`."""
+               limit: int = Query(MAX_EVENTS, ge=1, le=MAX_EVENTS),
+               before: int | None = Query(None, ge=0), until: str | None = None,
+               order: str = Query("asc", pattern="^(asc|desc)$"),
+               about: str | None = Query(None, max_length=200)) -> Response:
+        """A site's record (the server's by default), oldest first, or newest first with
+        `order=desc` (a timeline); `since`/`until` bound the time, `after`/`before` the
+        index. `next` pages on: pass it as `after` (asc) or `before` (desc). `about`: only
+        entries naming that site (read at most 20,000 entries a call; `next` goes on)."""
         when: datetime | None = parse_instant(since) if since else None
-        found = federation.events(site, kind=kind, since=when, after=after, limit=limit)
-        return {"events": found, "next": found[-1]["index"] if len(found) == limit else None}
+        end: datetime | None = parse_instant(until) if until else None
+        if about:
+            items, cursor = federation.events_about_json(
+                about, site, kind=kind, since=when, until=end, after=after, before=before,
+                limit=limit, newest_first=order == "desc")
+            return Response(json_object({"next": cursor}, {"events": items}),
+                            media_type="application/json")
+        found = federation.events_json(site, kind=kind, since=when, until=end, after=after,
+                                       before=before, limit=limit,
+                                       newest_first=order == "desc")
+        # Written from the entries' own JSON: parsing megabytes to serialize them is the cost.
+        body = json_object({"next": found[-1][0] if len(found) == limit else None},
+                           {"events": [event for _, event in found]})
+        return Response(body, media_type="application/json")
 
     @app.get(f"{API}/receipts")
     def receipts(job: str | None = None) -> dict[str, Any]:
@@ -126,4 +168,7 @@ def create_app(federation: Federation, token: str) -> FastAPI:
         body, content_type = render_metrics(federation)
         return Response(body, media_type=content_type)
 
+    add_detail_routes(app, federation)
+    add_attest_routes(app, attest, token, MAX_BODY_BYTES)
+    add_pages(app, token)
     return app

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import sys
-from collections import Counter
 from collections.abc import Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .telemetry_metrics import TelemetryCollector
 from .views import Federation
 
 
@@ -44,29 +43,20 @@ class FederationCollector(Collector):
         missing = CounterMetricFamily("ccattest_round_missing_contributions", "Sites missing "
                                       "from rounds the site recorded", labels=["site"])
         for kit in self.federation.kits:
-            if not self.federation.has_record(kit):
+            counts = self.federation.tally(kit)  # only what was appended since last scrape
+            if counts is None:
                 continue
-            events = self.federation.events(kit.name, limit=sys.maxsize)  # read once
-            entries.add_metric([kit.name], len(events))
-            counted = Counter(event["kind"] for event in events)
-            for kind, count in sorted(counted.items()):
+            entries.add_metric([kit.name], counts.entries)
+            for kind, count in sorted(counts.kinds.items()):
                 kinds.add_metric([kit.name, kind], count)
-            by_status: Counter[tuple[str, str]] = Counter()
-            absent = 0
-            for event in events:
-                data = event["data"] or {}
-                if event["kind"] == "verdict":
-                    for result in data.get("results") or [{"platform": "none"}]:
-                        by_status[(str(result.get("platform")), str(data.get("status")))] += 1
-                elif event["kind"] == "round":
-                    absent += len(data.get("missing") or {})
-            for (platform, status), count in sorted(by_status.items()):
+            for (platform, status), count in sorted(counts.verdicts.items()):
                 verdicts.add_metric([kit.name, platform, status], count)
-            missing.add_metric([kit.name], absent)
+            missing.add_metric([kit.name], counts.missing)
         yield from (entries, kinds, verdicts, missing)
 
 
 def render_metrics(federation: Federation) -> tuple[bytes, str]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FederationCollector(federation))
+    registry.register(TelemetryCollector(federation))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -13,6 +13,7 @@ builds. Paths are relative to the file. A site with no `collect` section is not 
     rounds: {interval_seconds: 60, jitter: 0.1, deadline_seconds: 30}
     actions: {on_rejected: exclude_site, on_unreachable: exclude_site}
     record: {federation: f3a9c1, url: null, required: false}   (mesh/recording.py)
+    console: {host: 127.0.0.1, port: 8765}   (the server only: the dashboard in-process)
 
 `verify.snp` and `verify.tdx` take a collateral source, as `ccattest verify` does:
 `collateral` (a cache folder from `ccattest collateral fetch`, or a bundle file from
@@ -41,6 +42,7 @@ from ..policy import load_policy
 from .actions import ActionConfig
 from .agent import SiteAgent
 from .roster import Roster
+from .telemetry import Telemetry
 
 
 class _Strict(BaseModel):
@@ -194,6 +196,16 @@ class RecordConfig(_Strict):
     receipt_cosign_seconds: float = Field(default=10.0, gt=0, le=300)
 
 
+class ConsoleConfig(_Strict):
+    """The federation console (`ccattest serve`) started by the server's CC manager over
+    its own kit; the token goes to local/cc/console.token. Anything but a loopback host
+    exposes it to the network: say so on purpose."""
+
+    host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
+    port: int = Field(default=8765, ge=1, le=65535)
+    client_certs: bool = False  # HTTPS admitting certificates from the kit's rootCA.pem
+
+
 class CCConfig(_Strict):
     site: str
     policy: str
@@ -203,6 +215,7 @@ class CCConfig(_Strict):
     rounds: RoundsConfig = Field(default_factory=RoundsConfig)
     actions: ActionConfig = Field(default_factory=ActionConfig)
     record: RecordConfig | None = None
+    console: ConsoleConfig | None = None
 
 
 def load_cc_config(path: Path | str) -> tuple[CCConfig, Path]:
@@ -246,40 +259,48 @@ def _named(key: str, error: ConfigError) -> ConfigError:
                        hint=error.hint)
 
 
-def _collateral_source(spec: _CollateralSourced, section: str, base: Path
-                       ) -> CollateralSource | None:
+def _collateral_source(spec: _CollateralSourced, section: str, base: Path,
+                       telemetry: Telemetry | None = None) -> CollateralSource | None:
     """Where to look collateral up; None where nothing is to be looked up (no `collateral`
     and offline). Checked now, so that a bad setting stops the site at start, not at its
     first verification."""
     key, path = f"verify.{section}.collateral", _collateral_path(spec, base)
     if path is None:
-        return None if spec.offline else CollateralSource(open_cache(None), offline=False,
-                                                           url=spec.url)
+        return None if spec.offline else CollateralSource(
+            open_cache(None, telemetry=telemetry), offline=False, url=spec.url)
     if not path.exists() and spec.offline:
         raise ConfigError(f"{key}: cannot read {section.upper()} collateral {path}",
                           expected="a cache folder (ccattest collateral fetch) or a bundle "
                                    "file (ccattest collateral export)",
                           found="no such file or folder",
                           hint="import a bundle there, or set offline: false to fetch")
-    try:
-        cache = open_cache(path)  # a bundle is checked whole here; a folder when read
+    try:  # a bundle is checked whole here; a folder when read
+        cache = open_cache(path, telemetry=telemetry)
     except ConfigError as error:
         raise _named(key, error) from None
+    _held(cache)
     return CollateralSource(cache, offline=spec.offline, url=spec.url)
 
 
-def _snp_verifier(spec: SnpVerify, base: Path) -> Any:
+def _held(cache: Any) -> None:
+    """With telemetry, read the cache folder once now, so that the expiry of what it holds
+    shows before the first lookup (items then report themselves as they change)."""
+    if cache.telemetry is not None:
+        cache.items()
+
+
+def _snp_verifier(spec: SnpVerify, base: Path, telemetry: Telemetry | None = None) -> Any:
     """Certificates from the evidence (the host's table); for evidence without them, the
     VCEK and chain from the collateral source, when one is configured."""
     from ..collateral.sources import SnpLookupVerifier
     from ..platforms.snp.verify import SnpVerifier
 
     verifier = SnpVerifier(allow_missing_crl=spec.allow_missing_crl)
-    source = _collateral_source(spec, "snp", base)
+    source = _collateral_source(spec, "snp", base, telemetry)
     return verifier if source is None else SnpLookupVerifier(verifier, source)
 
 
-def _tdx_verifier(spec: TdxVerify, base: Path) -> Any:
+def _tdx_verifier(spec: TdxVerify, base: Path, telemetry: Telemetry | None = None) -> Any:
     """Fixed collateral (a PCS folder or a dcap-qvl JSON file); else collateral looked up
     per quote (FMSPC) in the cache, bundle or PCS; with neither, peers must attach it to
     their evidence (endorsement "collateral")."""
@@ -295,13 +316,14 @@ def _tdx_verifier(spec: TdxVerify, base: Path) -> Any:
                 return TdxVerifier(fixed, allow_expired_collateral=allow_expired)
         except ConfigError as error:
             raise _named("verify.tdx.collateral", error) from None
-    source = _collateral_source(spec, "tdx", base)
+    source = _collateral_source(spec, "tdx", base, telemetry)
     if source is None:
         return TdxVerifier(None, allow_expired_collateral=allow_expired)
     return TdxLookupVerifier(source, allow_expired_collateral=allow_expired)
 
 
-def _nvgpu_verifier(spec: NvgpuVerify, base: Path) -> Any:
+def _nvgpu_verifier(spec: NvgpuVerify, base: Path, telemetry: Telemetry | None = None
+                    ) -> Any:
     from ..collateral import CollateralCache
     from ..platforms.nvgpu.rimcheck import RimCheck
     from ..platforms.nvgpu.rimservice import RimClient
@@ -315,7 +337,9 @@ def _nvgpu_verifier(spec: NvgpuVerify, base: Path) -> Any:
             raise ConfigError(f"cannot read RIM {base / name}", found=str(exc)) from None
     client = None
     if spec.rim_cache is not None:
-        client = RimClient(cache=CollateralCache(base / spec.rim_cache), offline=spec.offline)
+        cache = CollateralCache(base / spec.rim_cache, telemetry=telemetry)
+        _held(cache)
+        client = RimClient(cache=cache, offline=spec.offline)
     return NvgpuVerifier(rim=RimCheck(files, client=client))
 
 
@@ -352,7 +376,39 @@ def _azure_verifiers(spec: VerifyConfig, tdx: Any, base: Path) -> dict[str, Any]
     return verifiers
 
 
-def build_agent(config: CCConfig, base: Path) -> SiteAgent:
+def _pinned(telemetry: Telemetry, roots: list[Any], tdx: Any) -> None:
+    """Tell telemetry when the collateral pinned in the config expires: the software roots
+    and fixed TDX collateral (cached items report themselves). It only informs: what does
+    not parse here is left to the verifier to refuse."""
+    from cryptography.x509.oid import NameOID
+
+    for root in roots:
+        names = root.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        name = str(names[0].value) if names else f"serial {root.serial_number:x}"
+        telemetry.collateral_held("software.root", (name,), root.not_valid_after_utc)
+    fixed = getattr(tdx, "collateral", None)
+    if fixed is None:
+        return
+    from ..errors import CCAttestError
+    from ..platforms.tdx import pcs
+
+    windows = {
+        "tdx.tcb_info": lambda: pcs.tcb_info_window(fixed.tcb_info),
+        "tdx.qe_identity": lambda: pcs.qe_identity_window(fixed.qe_identity),
+        "tdx.pck_crl": lambda: pcs.crl_window(pcs.crl_bytes(fixed.pck_crl),
+                                              pcs.CAS.values())[0],
+        "tdx.root_ca_crl": lambda: pcs.crl_window(pcs.crl_bytes(fixed.root_ca_crl),
+                                                  [pcs.ROOT_CA])[0],
+    }
+    for kind, window in windows.items():
+        try:
+            telemetry.collateral_held(kind, (fixed.source,), window().not_after)
+        except CCAttestError:
+            continue
+
+
+def build_agent(config: CCConfig, base: Path, telemetry: Telemetry | None = None
+                ) -> SiteAgent:
     attesters: list[Any] = []
     if config.collect.software is not None:
         attesters.append(software_attester(config.site, config.collect.software, base))
@@ -371,18 +427,21 @@ def build_agent(config: CCConfig, base: Path) -> SiteAgent:
         attesters.append(NvgpuAttester())
     attesters += _azure_attesters(config.collect)
     verifiers: dict[str, Any] = {}
+    roots = []
     if config.verify.software is not None:
         roots = [load_certificate(base / root) for root in config.verify.software.roots]
         verifiers["software"] = SoftwareVerifier(roots)
     if config.verify.snp is not None:
-        verifiers["snp"] = _snp_verifier(config.verify.snp, base)
+        verifiers["snp"] = _snp_verifier(config.verify.snp, base, telemetry)
     if config.verify.tdx is not None:
-        verifiers["tdx"] = _tdx_verifier(config.verify.tdx, base)
+        verifiers["tdx"] = _tdx_verifier(config.verify.tdx, base, telemetry)
     if config.verify.nvgpu is not None:
-        verifiers["nvgpu"] = _nvgpu_verifier(config.verify.nvgpu, base)
+        verifiers["nvgpu"] = _nvgpu_verifier(config.verify.nvgpu, base, telemetry)
     # Azure TDX CVMs take fixed collateral only (a TdxVerifier), else the chain alone.
     tdx = verifiers.get("tdx")
     verifiers.update(_azure_verifiers(config.verify, tdx if hasattr(tdx, "collateral") else None,
                                       base))
+    if telemetry is not None:
+        _pinned(telemetry, roots, verifiers.get("tdx"))
     return SiteAgent(config.site, attesters, verifiers, load_policy(base / config.policy),
-                     roster_of(config))
+                     roster_of(config), telemetry=telemetry)

@@ -18,11 +18,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..console.server import ConsoleServer, free_port, port_free
 from ..render import CONTRAINDICATED_NOTE
 from .poc import PocFederation, write_numpy_job
 from .status import matrix_table
 
 SITES = ("server", "site-1", "site-2")
+DASHBOARD_PORT = 8765
 
 
 def trust_matrix(federation: PocFederation) -> Table:
@@ -65,7 +67,29 @@ def _until(live: Live, federation: PocFederation, stage: str, done: Callable[[],
     live.update(_view(federation, stage))
 
 
-def run_federation_demo(work_dir: Path, console: Console) -> bool:
+def _start_console(federation: PocFederation, port: int, console: Console) -> ConsoleServer:
+    """The dashboard over the POC folder, on 127.0.0.1 (another port if `port` is taken)."""
+    chosen = port if port_free("127.0.0.1", port) else free_port()
+    server = ConsoleServer(federation.prod, port=chosen).start()
+    console.print("dashboard (sign in with the token in the file below):", soft_wrap=True)
+    console.print(f"  {server.url}", soft_wrap=True)
+    console.print(f"  {server.token_file}", soft_wrap=True)
+    return server
+
+
+def _serve_until_interrupted(server: ConsoleServer, console: Console) -> None:
+    console.print(f"the federation keeps running; the dashboard is at {server.url}",
+                  soft_wrap=True)
+    console.print("press Ctrl-C to stop everything", soft_wrap=True)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print()
+
+
+def run_federation_demo(work_dir: Path, console: Console, *, serve: bool = False,
+                        port: int = DASHBOARD_PORT) -> bool:
     federation = PocFederation(work_dir.resolve())
     console.rule("[bold]ccattest on NVIDIA FLARE: three sites, software TEEs")
     with console.status("provisioning a POC federation on 127.0.0.1..."):
@@ -74,6 +98,7 @@ def run_federation_demo(work_dir: Path, console: Console) -> bool:
     for site, measurement in references.items():
         console.print(f"  {site}: reference measurement {measurement[:24]}...")
     ok = False
+    dashboard = _start_console(federation, port, console)
     try:
         federation.start()
         with Live(_view(federation, "starting"), console=console, refresh_per_second=4) as live:
@@ -102,9 +127,12 @@ def run_federation_demo(work_dir: Path, console: Console) -> bool:
                          else "the server or site-1 stopped"))
         console.print(CONTRAINDICATED_NOTE)
         ok = job_status == "FINISHED:COMPLETED"
+        if serve:
+            _serve_until_interrupted(dashboard, console)
     finally:
         with console.status("stopping every process the demo started..."):
             federation.stop()
+            dashboard.stop()
         # Paths on lines of their own, never broken, so they can be copied.
         console.print("logs:", soft_wrap=True)
         console.print(f"  {federation.workspace / 'logs'}", soft_wrap=True)

@@ -41,6 +41,7 @@ from ..mesh.rounds import (
     RoundParticipant,
 )
 from ..mesh.scheduler import PeriodicRunner
+from ..mesh.telemetry import Telemetry
 from ..mesh.trustbook import TrustBook
 from ..timeutil import utcnow
 from .effects import ClientEffects, ServerEffects
@@ -73,7 +74,8 @@ class CCManager(FLComponent):
         self.status_path = base / "status.json"
         self.engine = fl_ctx.get_engine()
         self.is_server = hasattr(self.engine, "get_clients")
-        self.agent = build_agent(self.config, base)
+        self.telemetry = Telemetry()  # its snapshot goes into status.json for /metrics
+        self.agent = build_agent(self.config, base, self.telemetry)
         self.trust = TrustBook(self.config.site)
         self.record = open_site_record(
             self.config, base, self.agent, server=SERVER, is_server=self.is_server,
@@ -84,7 +86,8 @@ class CCManager(FLComponent):
                    else ClientEffects(self.engine, self.trust, SERVER, self._note))
         self.handler = FailureHandler(self.config.actions, effects, journal=journal)
         self.participant = RoundParticipant(self.agent, self.trust, handler=self.handler,
-                                            journal=journal, witness=self.record.witness)
+                                            journal=journal, witness=self.record.witness,
+                                            telemetry=self.telemetry)
         self.gate = JobGate(self.trust, self.agent.roster)
         window = timedelta(seconds=self.config.rounds.registration_window_seconds)
         self.registration_server = RegistrationServer(self.agent, self.trust, window=window,
@@ -101,6 +104,7 @@ class CCManager(FLComponent):
         self._pending_confirm: dict[str, Any] | None = None
         self.rounds = 0  # the server: rounds it ran (clients count theirs in the participant)
         self.recent_rounds: list[dict[str, Any]] = []
+        self.console = self._start_console(local.parent) if self.is_server else None
         self.ready = True
         log.info("ccattest: %s ready (%s, CC %s)", self.config.site,
                  "server" if self.is_server else "client",
@@ -213,7 +217,7 @@ class CCManager(FLComponent):
             self.participant, self.transport, self.agent.roster,
             members=lambda: [c.name for c in self.engine.get_clients()],
             handler=self.handler, deadline=timedelta(seconds=rounds.deadline_seconds),
-            witnessed=self.record.witnessed)
+            witnessed=self.record.witnessed, telemetry=self.telemetry)
         self.runner = PeriodicRunner(self._round, interval=rounds.interval_seconds,
                                      jitter=rounds.jitter)
         self.runner.start()
@@ -324,6 +328,8 @@ class CCManager(FLComponent):
             self._note("receipt_issued", "*", f"closing receipt of job {job}")
 
     def _on_end(self, fl_ctx: FLContext) -> None:
+        if self.console is not None:
+            self.console.stop()
         if self.runner is not None:
             self.runner.stop()
         if self.coordinator is not None:
@@ -331,6 +337,29 @@ class CCManager(FLComponent):
         self.record.close()
 
     # --- status for operators and the demo -----------------------------------------------
+    def _start_console(self, kit: Path) -> Any:
+        """cc_config `console:`: the dashboard beside the server. A console that cannot
+        start is reported, never a reason to stop the federation."""
+        settings = self.config.console
+        if settings is None:
+            return None
+        from ..console.server import ConsoleServer
+        from ..console.tls import MutualTls
+        from ..console.views import Federation
+
+        try:
+            tls = MutualTls.for_federation(Federation.find(kit)) if settings.client_certs \
+                else None
+            console = ConsoleServer(kit, host=settings.host, port=settings.port,
+                                    client_certs=tls).start()
+        except CCAttestError as error:
+            log.error("ccattest: the console did not start: %s", error)
+            self._note("console_failed", self.config.site, str(error))
+            return None
+        log.info("ccattest: console at %s (token in %s)", console.url, console.token_file)
+        self._note("console_started", self.config.site, console.url)
+        return console
+
     def _note(self, kind: str, site: str, detail: str) -> None:
         with self._lock:
             self.events.append({"at": utcnow().isoformat(), "event": kind, "site": site,
@@ -367,6 +396,7 @@ class CCManager(FLComponent):
                 "recent_rounds": list(self.recent_rounds),
                 "events": list(self.events),
                 "record": self._record_status(),
+                "telemetry": self.telemetry.snapshot(),
             }
             tmp = self.status_path.with_name(f".status.{os.getpid()}.json")
             tmp.write_text(json.dumps(status, indent=1))
