@@ -214,3 +214,40 @@ def test_the_login_form_is_bounded(served) -> None:
         assert client.post("/login", content=fields.encode()).status_code == 401
         chunked = client.post("/login", content=iter([b"token=" + b"x" * 5000]))
         assert chunked.status_code == 413 and "too large" in chunked.text
+
+
+def test_the_console_server_serves_until_it_ends_or_is_interrupted(tmp_path: Path) -> None:
+    import threading
+
+    prod = _federation(tmp_path)
+    console = ConsoleServer(prod, port=free_port()).start()
+    assert console.attest_site is None  # no cc_config in these kits: the API answers 503
+    threading.Timer(0.3, lambda: setattr(console._server, "should_exit", True)).start()
+    console.serve_until_interrupted()  # returns when the server ends, then cleans up
+    assert console._thread is None
+    console = ConsoleServer(prod, port=free_port()).start()
+
+    class Interrupted:
+        pressed = False
+
+        def is_alive(self) -> bool:
+            return True
+
+        def join(self, timeout: float | None = None) -> None:
+            if not self.pressed:  # what Ctrl-C raises in the waiting main thread, once
+                self.pressed = True
+                raise KeyboardInterrupt
+
+    real, console._thread = console._thread, Interrupted()
+    console._server.should_exit = True
+    real.join(timeout=10)
+    console.serve_until_interrupted()
+    assert console._server is None
+
+
+def test_a_console_whose_server_cannot_run_says_so(tmp_path: Path) -> None:
+    prod = _federation(tmp_path)
+    broken = ConsoleServer(prod, port=free_port(),
+                           server_options={"ssl_certfile": str(tmp_path / "missing.pem")})
+    with pytest.raises(ConfigError, match="did not start"):
+        broken.start()
