@@ -494,11 +494,14 @@ def verify_token(
     audience: str | None = None,
     nonce: bytes | None = None,
     leeway: timedelta = timedelta(seconds=0),
+    subject: str | None = None,
 ) -> dict[str, Any]:
     """The claims of an EAR `token` signed by a key in `jwks`, judged as of `at`.
 
-    `audience` and `nonce` are checked only when given; a relying party that issued a
-    challenge must pass it, or a replayed token from another session would be accepted.
+    `audience`, `nonce` and `subject` are checked only when given; a relying party that
+    issued a challenge must pass it, or a replayed token from another session would be
+    accepted, and one that asked about a site must pass its name as `subject`, or another
+    site's token (relayed with our nonce) would be accepted for it.
     """
     require_aware(at, "at")
     if leeway < timedelta(0):
@@ -511,6 +514,10 @@ def verify_token(
         )
     check_token_times(claims, at, leeway)
     check_audience(claims, audience)
+    if subject is not None and claims.get("sub") != subject:
+        raise VerificationFailed(
+            "token is about another attester", expected=subject, found=short(claims.get("sub"))
+        )
     if nonce is not None:
         expected_nonce = b64url(nonce)
         found_nonce = claims.get("eat_nonce")

@@ -35,7 +35,7 @@ def _decode(payload: Any) -> dict[str, Any]:
         raise MalformedEvidence("ccattest message too large", found=len(raw))
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nesting too deep: a peer's bomb
         raise MalformedEvidence("ccattest message is not JSON") from None
     if not isinstance(body, dict):
         raise MalformedEvidence("ccattest message is not an object")

@@ -44,11 +44,22 @@ TABLE_GUIDS = {
 _ROLE_GUIDS = {role: guid for guid, role in TABLE_GUIDS.items()}
 _ENTRY = struct.Struct("<16sII")
 MAX_TABLE_ENTRIES = 64
+# One endorsement (a chain, a certificate, a firmware certificate table): real ones are 2 to
+# 20 KiB. Verifiers cache parsed endorsements by their bytes, so a peer's oversized one must
+# be refused before it is parsed or kept.
+MAX_ENDORSEMENT_BYTES = 64 * 1024
+
+
+def _bounded(data: bytes, what: str) -> bytes:
+    if len(data) > MAX_ENDORSEMENT_BYTES:
+        raise MalformedEvidence(f"{what} is too large", expected=f"at most "
+                                f"{MAX_ENDORSEMENT_BYTES} bytes", found=f"{len(data)} bytes")
+    return data
 
 
 def parse_cert_table(blob: bytes) -> dict[str, bytes]:
     """{"vcek"|"vlek"|"ask"|"ark"|<guid>: certificate bytes}; entries bounds-checked."""
-    entries, table_end = _table_entries(bytes(blob))
+    entries, table_end = _table_entries(_bounded(bytes(blob), "certificate table"))
     found: dict[str, bytes] = {}
     for guid, offset, length in entries:
         if length == 0:
@@ -92,7 +103,7 @@ def build_cert_table(certificates: Mapping[str, bytes]) -> bytes:
 
 def load_certificates(data: bytes) -> list[x509.Certificate]:
     """One DER certificate (trailing zero padding allowed) or one or more PEM blocks."""
-    data = bytes(data)
+    data = _bounded(bytes(data), "certificate data")
     try:
         if b"-----BEGIN CERTIFICATE-----" in data:
             return x509.load_pem_x509_certificates(data)
