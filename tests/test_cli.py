@@ -160,6 +160,12 @@ def test_ear_token_round_trip(workspace):
     assert "signature" in proc.stderr
     run("token", "verify", "result.jwt", "--jwks", "jwks.json", "--at", "2099-01-01",
         cwd=workspace, check=1)
+    if "sub" in claims:
+        run("token", "verify", "result.jwt", "--jwks", "jwks.json", "--subject", claims["sub"],
+            cwd=workspace, check=0)
+    relabelled = run("token", "verify", "result.jwt", "--jwks", "jwks.json", "--subject",
+                     "another-site", cwd=workspace, check=1)
+    assert "token is about another attester" in relabelled.stderr
 
 
 def test_platforms_and_unsupported(workspace):

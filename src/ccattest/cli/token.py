@@ -22,6 +22,9 @@ def token_verify(
     audience: Annotated[str | None, typer.Option(
         metavar="TEXT", help="Required audience.")] = None,
     nonce: Annotated[str | None, typer.Option(metavar="HEX", help="Required eat_nonce.")] = None,
+    subject: Annotated[str | None, typer.Option(
+        metavar="NAME", help="The attester it must be about (its sub): without it, another "
+        "site's token relayed with your nonce would pass.")] = None,
     at: AtOption = None,
 ) -> None:
     """Verify a signed attestation result (EAR JWT) and print its claims."""
@@ -32,7 +35,8 @@ def token_verify(
         read_file(jwks_file, "JWKS file")  # "not found" in words before the JSON checks
         keys = load_jwks(jwks_file)
         claims = verify_token(text, keys, at=parse_at(at), audience=audience,
-                              nonce=parse_hex(nonce, "--nonce") if nonce else None)
+                              nonce=parse_hex(nonce, "--nonce") if nonce else None,
+                              subject=subject)
     except CCAttestError as error:
         fail(error)
     sys.stdout.write(json.dumps(claims, indent=2) + "\n")
