@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install demo test lint format bench bench-record bench-console clean
+.PHONY: help install demo test lint format bench bench-record bench-console clean fuzz
 
 help:
 	@echo "make demo    attest three software sites (one tampered) and show the verdicts;"
@@ -13,6 +13,8 @@ help:
 	@echo "             running until Ctrl-C"
 	@echo "make test    run the test suite with coverage (sets up .venv first)"
 	@echo "make lint    ruff"
+	@echo "make fuzz    atheris harnesses (fuzz/), FUZZ_RUNS inputs each (default 100000), one"
+	@echo "             at a time; FUZZ_TARGETS=\"snp_report rim\" picks some; finds in .fuzz/"
 	@echo "make bench   benchmarks beside their baselines, written to .bench/results.json"
 	@echo "make bench-record  only the record's growth: 30 days of a 200-site federation (~3 min)"
 	@echo "make bench-console only the console's routes on a 200-site federation, 30 days of record"
@@ -35,10 +37,10 @@ test: $(INSTALLED)
 	$(BIN)/python tools/check_coverage.py .coverage-report.json
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff check src tests benchmarks tools fuzz
 
 format: $(INSTALLED)
-	$(BIN)/ruff check --fix src tests benchmarks tools
+	$(BIN)/ruff check --fix src tests benchmarks tools fuzz
 
 # NVIDIA's nv-local-gpu-verifier pins cryptography 43 and signxml 3.2, which ccattest and
 # nvflare cannot share a venv with: it gets its own (benchmarks/bench_nvidia.py).
@@ -56,5 +58,14 @@ bench-record: $(INSTALLED)
 bench-console: $(INSTALLED)
 	$(BIN)/python -m benchmarks.bench_console
 
+# Coverage-guided fuzzing of every parser that takes outside bytes (see
+# fuzz/common.py): any exception other than a CCAttestError, any input over 1 s or over
+# 2 GiB RSS is a finding, written to .fuzz/crashes/<target>/.
+FUZZ_RUNS ?= 100000
+FUZZ_TARGETS ?=
+fuzz: $(INSTALLED)
+	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	nice -n 10 $(BIN)/python fuzz/run.py --runs $(FUZZ_RUNS) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage .coverage-report.json .bench .demo
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage .coverage-report.json .bench .demo .fuzz .artifacts

@@ -213,7 +213,11 @@ def _jwk_key(jwk: Mapping[str, Any], where: str) -> MaaKey:
             raise ConfigError(f"{where} is restricted to another {name}", expected=allowed,
                               found=short(jwk[name]))
     certificate = _x5c_certificate(jwk, where)
-    from_cert = None if certificate is None else certificate.public_key()
+    try:  # cryptography decodes the certificate's key only when asked
+        from_cert = None if certificate is None else certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise ConfigError(f"{where} x5c certificate's key does not parse",
+                          expected="an RSA public key", found=short(str(exc), 120)) from None
     if from_cert is not None and not isinstance(from_cert, rsa.RSAPublicKey):
         raise ConfigError(f"{where} x5c certificate does not hold an RSA key",
                           found=type(from_cert).__name__)
@@ -581,7 +585,8 @@ def binding_of(claims: Mapping[str, Any], report_data: bytes | None,
                           found=type(report_data).__name__)
     expected = bytes(report_data).hex()
     nonce = runtime_nonce(claims)
-    if nonce is not None and hmac.compare_digest(nonce.lower(), expected):
+    # compare_digest refuses non-ASCII str (TypeError): compare the UTF-8 bytes instead
+    if nonce is not None and hmac.compare_digest(nonce.lower().encode(), expected.encode()):
         return "runtime_data"
     reported = _hex(tee_section(claims), SNP_PREFIX + "reportdata", 64)
     if reported is not None and hmac.compare_digest(reported, expected):

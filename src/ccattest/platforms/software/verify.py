@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
@@ -57,6 +57,12 @@ class _SiteCert:
     key_id: bytes
 
 
+# What cryptography raises for a certificate it cannot read (names, keys and extensions are
+# decoded lazily, on first access).
+_PARSE_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion,
+                 x509.DuplicateExtension)
+
+
 def _describe(cert: x509.Certificate) -> dict[str, Any]:
     try:
         constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
@@ -81,9 +87,9 @@ def _site_cert(data: bytes) -> _SiteCert:
         else:
             cert = x509.load_der_x509_certificate(data)
         described = _describe(cert)
-    except ValueError as exc:
+        public_key = cert.public_key()  # decoded only when asked: an unknown key type raises
+    except _PARSE_ERRORS as exc:
         raise MalformedEvidence("site certificate does not parse", found=str(exc)) from None
-    public_key = cert.public_key()
     if not isinstance(public_key, ed25519.Ed25519PublicKey):
         raise VerificationFailed("site key is not Ed25519", found=type(public_key).__name__)
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
