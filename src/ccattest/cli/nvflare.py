@@ -148,3 +148,73 @@ def _now() -> datetime:
     from ..timeutil import utcnow
 
     return utcnow()
+
+
+@nvflare_app.command("readmit")
+def nvflare_readmit(
+    site: Annotated[str, typer.Argument(metavar="SITE", help="The excluded site.")],
+    admin: Annotated[Path | None, typer.Option(
+        metavar="ADMIN_KIT", help="An admin startup kit: lift the server's hold through "
+        "NVFlare's admin channel (the `ccattest_readmit` command).")] = None,
+    kit: Annotated[Path | None, typer.Option(
+        metavar="KIT", help="This site's own startup kit (server or client): leave a "
+        "request its CC manager takes at its next round.")] = None,
+    user: Annotated[str | None, typer.Option(
+        metavar="NAME", help="With --admin: the admin's name (default: the kit folder's).")
+    ] = None,
+) -> None:
+    """Lift the hold on an excluded SITE. It does not re-admit it: its next fresh affirming
+    attestation under the judging site's own policy does (exit 0 lifted, 2 not)."""
+    from ..nvflare.admin import check_site
+
+    try:
+        check_site(site)
+        if (admin is None) == (kit is None):
+            raise ConfigError("say where to lift the hold", expected="--admin ADMIN_KIT (the "
+                              "server) or --kit KIT (that site's own kit)", found="both or "
+                              "neither")
+        message = (_readmit_by_admin(site, admin, user) if admin is not None
+                   else _readmit_by_request(site, kit))  # type: ignore[arg-type]
+    except CCAttestError as error:
+        fail(error)
+    out().print(message, soft_wrap=True)
+
+
+def _readmit_by_admin(site: str, admin: Path, user: str | None) -> str:
+    from ..nvflare.admin import COMMAND
+
+    try:
+        from nvflare.fuel.flare_api.flare_api import new_secure_session
+    except ImportError:
+        raise ConfigError("NVFlare is not installed", hint="pip install 'ccattest[nvflare]'"
+                          ) from None
+    if not (admin / "startup").is_dir():
+        raise ConfigError(f"{admin} is not an admin startup kit", expected="a folder with "
+                          "startup/fed_admin.json")
+    try:
+        session = new_secure_session(user or admin.resolve().name, str(admin), timeout=30)
+    except Exception as error:  # NVFlare raises its own kinds for login failures
+        raise CCAttestError("cannot log in to the NVFlare server",
+                            found=f"{type(error).__name__}: {error}") from None
+    try:
+        reply = session.do_command(f"{COMMAND} {site}")
+    finally:
+        session.close()
+    meta = reply.get("meta") or {}
+    info = str(meta.get("info") or reply.get("details") or reply)
+    if meta.get("status", reply.get("status")) not in ("ok", "SUCCESS"):
+        raise CCAttestError(f"the server refused: {info}"[:400])
+    return info
+
+
+def _readmit_by_request(site: str, kit: Path) -> str:
+    from ..nvflare.admin import write_request
+
+    cc_dir = kit / "local" / "cc"
+    if not (cc_dir / "cc_config.yaml").is_file():
+        raise ConfigError(f"{kit} holds no ccattest configuration",
+                          expected="a startup kit configured by `ccattest nvflare configure`",
+                          found=f"no {cc_dir / 'cc_config.yaml'}")
+    path = write_request(cc_dir, site, "the site's operator", _now())
+    return (f"{site}: request left in {path}; the CC manager lifts the hold at its next "
+            "round, and the site's next fresh affirming attestation re-admits it")

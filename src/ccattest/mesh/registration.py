@@ -13,6 +13,10 @@ NVFlare's registration carries one message each way, so the exchange is:
     results pass the job gate. Neither side ever relies on evidence it did not challenge.
 
 Every binding includes the authenticated identity the transport gives for the peer.
+
+A restarted site registers afresh: nothing it proved before counts. A site this side
+excluded (`handler`) is refused while its exclusion holds it out; otherwise its definitive
+affirming verdict re-admits it (mesh/actions.py).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MalformedEvidence, PolicyRejected, StaleEvidence
 from ..freshness import ChallengeIssuer, ReplayCache, check_window
@@ -30,6 +34,9 @@ from .journal import Journal
 from .trustbook import TrustBook
 from .wire import evidence_from_wire, evidence_to_wire, parse_hex, parse_time
 
+if TYPE_CHECKING:
+    from .actions import FailureHandler
+
 HELLO_CONTEXT = "ccattest/register/hello"
 REPLY_CONTEXT = "ccattest/register/reply"
 CONFIRM_CONTEXT = "ccattest/register/confirm"
@@ -37,6 +44,14 @@ CONFIRM_CONTEXT = "ccattest/register/confirm"
 
 def _hello_nonce(challenge: bytes, sent_at: datetime) -> bytes:
     return hashlib.sha256(b"ccattest/hello" + challenge + sent_at.isoformat().encode()).digest()
+
+
+def _held_out(handler: FailureHandler | None, site: str, what: str) -> None:
+    why = handler.blocks(site) if handler is not None else None
+    if why is not None:
+        raise PolicyRejected(f"{what}: {site} is {why}", expected="a site this site admits",
+                             found="excluded", hint="an operator lifts a hold with "
+                             f"`ccattest nvflare readmit {site}`; a back-off ends by itself")
 
 
 def _rejection(verdict: SiteVerdict, what: str) -> PolicyRejected:
@@ -50,6 +65,7 @@ class RegistrationClient:
     server: str  # the server's authenticated name, from this site's own startup kit
     trust: TrustBook
     journal: Journal | None = None
+    handler: FailureHandler | None = None  # re-admits an excluded server, or refuses it
 
     def __post_init__(self) -> None:
         self._challenge: bytes | None = None
@@ -83,6 +99,9 @@ class RegistrationClient:
         self.trust.record(verdict, definitive=True)
         if verdict.cc_enabled and not verdict.affirming:
             raise _rejection(verdict, "the server failed attestation")
+        if verdict.cc_enabled and self.handler is not None:
+            _held_out(self.handler, self.server, "refusing the server")
+            self.handler.affirmed(self.server, "fresh affirming evidence at registration")
         return verdict
 
     def confirm(self, reply: dict[str, Any]) -> dict[str, Any]:
@@ -94,9 +113,10 @@ class RegistrationClient:
 
 class RegistrationServer:
     def __init__(self, agent: SiteAgent, trust: TrustBook, *,
-                 window: timedelta = timedelta(minutes=2), journal: Journal | None = None
-                 ) -> None:
+                 window: timedelta = timedelta(minutes=2), journal: Journal | None = None,
+                 handler: FailureHandler | None = None) -> None:
         self.agent = agent
+        self.handler = handler  # exclusions: refuse a held-out client, re-admit at confirm
         self.trust = trust
         self.journal = journal or Journal(None, agent.identity)
         self.window = window
@@ -113,6 +133,7 @@ class RegistrationServer:
         check_window(sent_at, at=at, max_age=self.window)
         self._seen.check_and_add(challenge, at=at)
         if self.agent.roster.is_cc(client):
+            _held_out(self.handler, client, "registration refused")
             evidence = evidence_from_wire(hello.get("evidence"))
             verdict = self.agent.judge(client, evidence, nonce=_hello_nonce(challenge, sent_at),
                                        context=HELLO_CONTEXT, at=at)
@@ -120,6 +141,8 @@ class RegistrationServer:
             self.trust.record(verdict, definitive=False)
             if not verdict.affirming:
                 raise _rejection(verdict, "registration refused")
+            if self.handler is not None:
+                self.handler.rejoining(client)  # still excluded until its confirmation
         else:
             self.trust.record(SiteVerdict(client, at, cc_enabled=False), definitive=True)
             self.journal.registration(client, "hello", definitive=True, status="not-cc",
@@ -141,6 +164,12 @@ class RegistrationServer:
                                    at=at)
         _record(self.journal, verdict, evidence, "confirm", definitive=True)
         self.trust.record(verdict, definitive=True)
+        if self.handler is not None and verdict.cc_enabled:
+            if verdict.affirming:
+                self.handler.affirmed(client, "fresh affirming evidence at registration")
+            else:
+                self.handler.rejected(client, "; ".join(verdict.failures()[:3])
+                                      or verdict.status)
         return verdict
 
 

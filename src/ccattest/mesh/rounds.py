@@ -187,6 +187,11 @@ class RoundParticipant:
             verdicts[peer] = summary
             if self.handler is not None and verdict.cc_enabled and not verdict.affirming:
                 self.handler.rejected(peer, "; ".join(verdict.failures()[:3]) or verdict.status)
+            elif self.handler is not None and verdict.cc_enabled:
+                # Fresh (bound to a transcript holding our contribution), definitive and
+                # affirming: what re-admits an excluded peer when its exclusion allows it.
+                self.handler.affirmed(peer, f"fresh affirming evidence in round "
+                                            f"{transcript.round_id}")
         with self._lock:
             self._completed += 1
             self._last = {"round_id": transcript.round_id, "at": at.isoformat(),
@@ -300,12 +305,19 @@ class RoundCoordinator:
         started, t0 = utcnow(), time.monotonic()
         until = t0 + self.deadline.total_seconds()
         excluded = self.participant.trust.excluded()
-        sites = sorted(s for s in set(self.members()) | {self.identity}
-                       if self.roster.is_cc(s) and s not in excluded)
+        # Excluded sites take part again once their exclusion allows re-admission (their
+        # cause is `auto`, or an operator lifted the hold, and no back-off runs): their
+        # fresh evidence is what re-admits them. The host may not list them as members.
+        retry = set(self.handler.probation()) if self.handler is not None else set()
+        sites = sorted(s for s in set(self.members()) | {self.identity} | retry
+                       if self.roster.is_cc(s) and (s not in excluded or s in retry))
         round_id = secrets.token_hex(8)
         report = RoundReport(round_id, started, 0.0, sites, [], [], {})
+        # Each phase gets its share of the deadline, so that one slow peer cannot spend the
+        # time the honest sites need to attest and judge (the transcript's deadline is final).
+        quarter = self.deadline.total_seconds() / 4
         answers = self._fan_out(sites, CONTRIBUTE, lambda _: {"round_id": round_id}, report,
-                                until)
+                                t0 + quarter)
         contributions = {}
         for site, answer in answers.items():
             try:
@@ -316,7 +328,7 @@ class RoundCoordinator:
         transcript = Transcript.build(round_id, contributions, started + self.deadline)
         wire = transcript.to_wire()
         attested = self._fan_out(report.contributed, ATTEST, lambda _: {"transcript": wire},
-                                 report, until)
+                                 report, t0 + 3 * quarter)
         evidence = {site: answer.get("evidence") for site, answer in attested.items()}
         report.attested = sorted(evidence)
         verify_body = {"transcript": wire, "evidence": evidence}

@@ -69,12 +69,24 @@ class TrustBook:
             return (site not in self._excluded and entry is not None and entry.definitive
                     and entry.verdict.is_fresh(at))
 
-    def exclude(self, site: str, reason: str) -> bool:
-        """True when the site was not excluded before."""
+    def exclude(self, site: str, reason: str, *, replace: bool = False) -> bool:
+        """True when the site was not excluded before. The first reason stands unless
+        `replace` (a site excluded as unreachable that answers with bad evidence is now
+        rejected: mesh/actions.py says so)."""
         with self._lock:
             new = site not in self._excluded
-            self._excluded.setdefault(site, reason)
+            if replace:
+                self._excluded[site] = reason
+            else:
+                self._excluded.setdefault(site, reason)
             return new
+
+    def readmit(self, site: str) -> bool:
+        """End an exclusion (mesh/actions.py decides when); True when it was excluded. The
+        verdict that re-admitted the site was recorded first, so nothing from before the
+        exclusion is what the gate relies on."""
+        with self._lock:
+            return self._excluded.pop(site, None) is not None
 
     def excluded(self) -> dict[str, str]:
         with self._lock:

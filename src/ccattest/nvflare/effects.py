@@ -47,6 +47,22 @@ class ServerEffects:
             log.error("ccattest: excluded %s (%s); stopped jobs %s", site, detail, stopped)
             self._note("exclude_site", site, detail)
 
+    def readmit_site(self, site: str, detail: str) -> None:
+        """Undo exclude_site once a fresh affirming verdict re-admitted the site (the mesh
+        decided; the trust book is already clear): NVFlare lets it in again, and a live
+        client's next heartbeat brings its session back."""
+        self.engine.enable_clients([site])
+        log.warning("ccattest: re-admitted %s (%s)", site, detail)
+        self._note("readmit_site", site, detail)
+
+    def allow_rejoin(self, site: str) -> None:
+        """An excluded client re-registers with affirming (provisional) evidence: NVFlare
+        refuses disabled clients at registration, after our check, so enable it to let the
+        registration finish and its confirmation attest it definitively. It stays excluded
+        in the trust book, so the job gate refuses its jobs until then."""
+        self.engine.enable_clients([site])
+        self._note("rejoin_allowed", site, "re-registering; excluded until its confirmation")
+
     def stop_jobs(self, site: str, detail: str) -> None:
         stopped = _stop_runs(self.engine, None)
         log.error("ccattest: stopped jobs %s because %s failed: %s", stopped, site, detail)
@@ -97,6 +113,9 @@ class ClientEffects:
         self._note("exclude_site", site, detail)
         if site == self.server:
             self.shutdown(site, f"the server failed attestation: {detail}")
+
+    def readmit_site(self, site: str, detail: str) -> None:
+        self._note("readmit_site", site, detail)  # the trust book is clear: jobs run again
 
     def stop_jobs(self, site: str, detail: str) -> None:
         for job_id in self.engine.get_all_job_ids():

@@ -44,6 +44,7 @@ from ..mesh.scheduler import PeriodicRunner
 from ..mesh.telemetry import Telemetry
 from ..mesh.trustbook import TrustBook
 from ..timeutil import utcnow
+from .admin import register_admin_command, take_requests
 from .effects import ClientEffects, ServerEffects
 from .transport import CellTransport, serve
 
@@ -53,6 +54,7 @@ REPLY_KEY = "ccattest"
 CONFIRM = "register.confirm"
 SERVER = "server"
 RECENT_ROUNDS = 10  # rounds the server's status file keeps for `ccattest status`
+EXCLUSIONS_FILE = "exclusions.json"  # beside cc_config.yaml: kept across restarts
 log = logging.getLogger("ccattest.nvflare")
 
 
@@ -84,15 +86,20 @@ class CCManager(FLComponent):
         journal = self.record.journal
         effects = (ServerEffects(self.engine, self.trust, self._note) if self.is_server
                    else ClientEffects(self.engine, self.trust, SERVER, self._note))
-        self.handler = FailureHandler(self.config.actions, effects, journal=journal)
+        self.handler = FailureHandler(self.config.actions, effects, journal=journal,
+                                      trust=self.trust)
+        self.cc_dir = base
+        self._restore_exclusions()
+        self.handler.on_change = self._keep_exclusions
         self.participant = RoundParticipant(self.agent, self.trust, handler=self.handler,
                                             journal=journal, witness=self.record.witness,
                                             telemetry=self.telemetry)
         self.gate = JobGate(self.trust, self.agent.roster)
         window = timedelta(seconds=self.config.rounds.registration_window_seconds)
         self.registration_server = RegistrationServer(self.agent, self.trust, window=window,
-                                                      journal=journal)
-        self.registration_client = RegistrationClient(self.agent, SERVER, self.trust, journal)
+                                                      journal=journal, handler=self.handler)
+        self.registration_client = RegistrationClient(self.agent, SERVER, self.trust, journal,
+                                                      handler=self.handler)
         self.transport: CellTransport | None = None
         cosign_timeout = (self.config.record.receipt_cosign_seconds if self.config.record
                           else self.config.rounds.request_timeout_seconds)
@@ -105,6 +112,9 @@ class CCManager(FLComponent):
         self.rounds = 0  # the server: rounds it ran (clients count theirs in the participant)
         self.recent_rounds: list[dict[str, Any]] = []
         self.console = self._start_console(local.parent) if self.is_server else None
+        if self.is_server and not register_admin_command(self.readmit):
+            log.warning("ccattest: this NVFlare has no admin command hook; use "
+                        "`ccattest nvflare readmit SITE --kit KIT`")
         self.ready = True
         log.info("ccattest: %s ready (%s, CC %s)", self.config.site,
                  "server" if self.is_server else "client",
@@ -225,16 +235,16 @@ class CCManager(FLComponent):
     def _serve_server(self, sender: str, topic: str, body: dict[str, Any]) -> dict[str, Any]:
         if topic == CONFIRM:
             verdict = self.registration_server.on_confirm(sender, body, utcnow())
+            # on_confirm applied the actions: a rejection, or a re-admission
             self._note("registration_confirmed" if verdict.affirming else "confirm_rejected",
                        sender, "; ".join(verdict.failures()[:3]) or verdict.status)
-            if not verdict.affirming:
-                self.handler.rejected(sender, "; ".join(verdict.failures()[:3]))
             self._write_status()
             return verdict.summary()
         return self.participant.handle(sender, topic, body)
 
     def _round(self) -> None:
         assert self.coordinator is not None
+        self._take_readmit_requests()
         report = self.coordinator.run_round()
         last = {"round_id": report.round_id, "at": report.started.isoformat(),
                 "seconds": round(report.seconds, 3), "sites": report.sites,
@@ -256,6 +266,8 @@ class CCManager(FLComponent):
             self._note("receipt_recorded", SERVER,
                        f"{kept} the {answer['phase']} receipt of job {answer['job']}")
             return answer
+        if topic == CONTRIBUTE:
+            self._take_readmit_requests()
         try:
             return self.participant.handle(sender, topic, body)
         finally:
@@ -336,6 +348,45 @@ class CCManager(FLComponent):
             self.coordinator.close()
         self.record.close()
 
+    # --- exclusions: kept across restarts, lifted by operators --------------------------
+    @property
+    def _exclusions_path(self) -> Path:
+        return self.cc_dir / EXCLUSIONS_FILE
+
+    def _restore_exclusions(self) -> None:
+        """What this site excluded before a restart stays excluded until fresh affirming
+        evidence re-admits it under the same rules: a restart never washes a verdict out.
+        (NVFlare's own disabled_clients.json keeps them disabled on the server too.)"""
+        path = self._exclusions_path
+        if not path.exists():
+            return
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise CCAttestError(f"cannot read the kept exclusions {path}: {error}") from None
+        for site in self.handler.restore(data):
+            self._note("excluded_before_restart", site,
+                       "excluded before the restart; re-admitted only on fresh evidence")
+
+    def _keep_exclusions(self) -> None:
+        path = self._exclusions_path
+        tmp = path.with_name(f".{EXCLUSIONS_FILE}.{os.getpid()}")
+        tmp.write_text(json.dumps(self.handler.readmissions.to_wire(), indent=1))
+        os.replace(tmp, path)
+
+    def readmit(self, site: str, by: str) -> str:
+        """Manual re-admission (admin command, request file): lift the hold only."""
+        lifted = self.handler.lift(site, by)
+        outcome = (f"{site}: hold lifted ({lifted.cause}); re-admitted at its next fresh "
+                   "affirming attestation")
+        self._note("readmit_requested", site, f"{by}: {outcome}")
+        self._write_status()
+        return outcome
+
+    def _take_readmit_requests(self) -> None:
+        for site, outcome in take_requests(self.cc_dir, self.readmit):
+            log.warning("ccattest: readmit request for %s: %s", site, outcome)
+
     # --- status for operators and the demo -----------------------------------------------
     def _start_console(self, kit: Path) -> Any:
         """cc_config `console:`: the dashboard beside the server. A console that cannot
@@ -391,6 +442,9 @@ class CCManager(FLComponent):
                             "last_good": c.last_good.isoformat() if c.last_good else None}
                            for c in self.trust.matrix()],
                 "excluded": self.trust.excluded(),
+                "held": {site: {"cause": e.cause, "since": e.since.isoformat(),
+                                "hold": e.blocks(utcnow())}
+                         for site, e in self.handler.readmissions.excluded().items()},
                 "rounds": rounds,
                 "last_round": last,
                 "recent_rounds": list(self.recent_rounds),

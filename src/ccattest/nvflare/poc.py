@@ -61,6 +61,11 @@ class PocFederation:
     python: str = sys.executable
     port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Each site in its own network namespace (ccattest.testing.netns.Topology) instead of
+    # all on 127.0.0.1; `targets` sends a client to another address than the server's
+    # (a delay relay). Both must be set before prepare().
+    network: Any = None
+    targets: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def prod(self) -> Path:
@@ -88,7 +93,8 @@ class PocFederation:
         self._loopback_only()
 
     def _loopback_only(self) -> None:
-        target = f"localhost:{self.port}"
+        host = "localhost" if self.network is None else self.network.address("server")
+        target = f"{host}:{self.port}"
         server = self.prod / "server" / "startup" / "fed_server.json"
         config = _load(server)
         config["servers"][0]["service"]["target"] = target
@@ -103,11 +109,16 @@ class PocFederation:
         for client in self.clients:
             path = self.prod / client / "startup" / "fed_client.json"
             config = _load(path)
-            config["servers"][0]["service"]["target"] = target
+            via = self.targets.get(client)
+            config["servers"][0]["service"]["target"] = target if via is None else \
+                f"{via[0]}:{via[1]}"
             _dump(path, config)
         admin = self.prod / ADMIN / "startup" / "fed_admin.json"
         config = _load(admin)
-        config["admin"].update({"host": "localhost", "port": self.port})
+        # The admin API (the test process's) stays on 127.0.0.1 in the root namespace.
+        port = self.port if self.network is None else self.network.expose("server",
+                                                                          self.port)[1]
+        config["admin"].update({"host": "localhost", "port": port})
         _dump(admin, config)
 
     def configure(self, *, not_cc: Sequence[str] = (), rounds: RoundsConfig | None = None,
@@ -127,6 +138,8 @@ class PocFederation:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [self.python, "-u", "-m", module, "-m", str(kit), "-s", config, "--set",
                    "secure_train=true", "org=nvidia", "config_folder=config", *extra]
+        if self.network is not None:
+            command = self.network.command(site, command)
         with log_path.open("ab") as log:
             self.processes[site] = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 command, cwd=kit, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -145,6 +158,9 @@ class PocFederation:
             self.start_client(client)
 
     def _port_open(self) -> bool:
+        if self.network is not None:
+            return bool(self.network.connectable("server", self.network.address("server"),
+                                                 self.port))
         with socket.socket() as sock:
             sock.settimeout(0.5)
             return sock.connect_ex(("127.0.0.1", self.port)) == 0
@@ -192,6 +208,15 @@ class PocFederation:
         from nvflare.fuel.flare_api.flare_api import new_secure_session
 
         return new_secure_session(ADMIN, str(self.prod / ADMIN), timeout=timeout)
+
+    def restart(self, site: str, timeout: float = 60) -> None:
+        """Kill `site` (SIGKILL, if it still runs) and start it again from the same kit, as
+        an operator or a supervisor (NVFlare's start.sh loop) would."""
+        self.kill(site)
+        if site == "server":
+            self.start_server(timeout)
+        else:
+            self.start_client(site)
 
 
 def write_numpy_job(folder: Path, name: str = "np_fedavg", *, rounds: int = 1,
