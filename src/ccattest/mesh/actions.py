@@ -89,7 +89,7 @@ class Effects(Protocol):
 
     def alert(self, site: str, cause: Cause, detail: str) -> None: ...
 
-    def exclude_site(self, site: str, detail: str) -> None: ...
+    def exclude_site(self, site: str, detail: str, cause: Cause = ...) -> None: ...
 
     def stop_jobs(self, site: str, detail: str) -> None: ...
 
@@ -155,7 +155,7 @@ class FailureHandler:
         if action is Action.EXCLUDE_SITE:
             self.readmissions.exclude(site, cause.value, self.clock(), detail)
             self._changed()
-            self.effects.exclude_site(site, detail)
+            self.effects.exclude_site(site, detail, cause)
             if self.trust is not None:  # the latest cause is the one that holds it out
                 self.trust.exclude(site, detail, replace=True)
         elif action is Action.STOP_JOBS:

@@ -13,6 +13,8 @@ from ..pipeline import verify_and_appraise
 from ..platforms.base import Attester, Verifier
 from ..policy import Policy, appraise_failure, check_required_platforms
 from ..result import AttestationResult, Reason
+from ..seal.keys import SealingKeys, SealingPublicKey
+from ..timeutil import utcnow
 from .roster import Roster
 from .telemetry import Telemetry
 
@@ -21,6 +23,11 @@ REPORT_DATA_SIZES = {"nvgpu": 32}  # the GPU's SPDM nonce; CPU TEEs take 64 byte
 
 def report_data_size(platform: str) -> int:
     return REPORT_DATA_SIZES.get(platform, 64)
+
+
+def bound_context(context: str, seal_key: SealingPublicKey | None) -> str:
+    """The binding context, with the sealing key's id when the evidence carries one."""
+    return context if seal_key is None else f"{context}|{seal_key.binding()}"
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,8 @@ class SiteVerdict:
     results: tuple[AttestationResult, ...] = ()
     reasons: tuple[Reason, ...] = ()
     cc_enabled: bool = True
+    # The sealing key the evidence bound (seal/): usable only while the verdict affirms.
+    seal_key: SealingPublicKey | None = None
 
     @property
     def affirming(self) -> bool:
@@ -79,23 +88,37 @@ class SiteAgent:
     policy: Policy
     roster: Roster = field(default_factory=Roster)
     telemetry: Telemetry | None = field(default=None, repr=False, compare=False)
+    sealing: SealingKeys | None = field(default=None, repr=False, compare=False)
 
     @property
     def cc_enabled(self) -> bool:
         return bool(self.attesters)
 
-    def collect_report_data(self, nonce: bytes, context: str, platform: str = "") -> bytes:
-        return bind(nonce, self.identity, context, size=report_data_size(platform))
+    def collect_report_data(self, nonce: bytes, context: str, platform: str = "",
+                            seal_key: SealingPublicKey | None = None) -> bytes:
+        return bind(nonce, self.identity, bound_context(context, seal_key),
+                    size=report_data_size(platform))
 
     def collect(self, nonce: bytes, context: str) -> list[Evidence]:
+        return self.collect_bound(nonce, context)[0]
+
+    def collect_bound(self, nonce: bytes, context: str, at: datetime | None = None
+                      ) -> tuple[list[Evidence], SealingPublicKey | None]:
         """One evidence per local platform, all bound to the same challenge: a GPU's 32-byte
         nonce and a CPU TEE's 64-byte report_data both derive from it, so the site's
-        composite result ties the GPU to the CPU TEE that answered the same challenge."""
-        return [attester.collect(self.collect_report_data(nonce, context, attester.platform))
-                for attester in self.attesters]
+        composite result ties the GPU to the CPU TEE that answered the same challenge. With
+        sealing on, every report_data also commits to this process's sealing key, which is
+        returned to travel with the evidence."""
+        key = self.sealing.current(at or utcnow()).public if self.sealing is not None \
+            else None
+        return [attester.collect(self.collect_report_data(nonce, context, attester.platform,
+                                                          key))
+                for attester in self.attesters], key
 
     def judge(self, peer: str, evidence: Sequence[Evidence], *, nonce: bytes, context: str,
-              at: datetime) -> SiteVerdict:
+              at: datetime, seal_key: SealingPublicKey | None = None) -> SiteVerdict:
+        """`seal_key`: the sealing key the peer sent with its evidence. The binding includes
+        it, so evidence that bound another key (a relay from another TEE) fails here."""
         spec = self.roster.spec(peer)
         if not spec.cc_enabled:
             return SiteVerdict(peer, at, cc_enabled=False)
@@ -109,7 +132,8 @@ class SiteAgent:
                                       "site does not accept from it",
                                       expected=", ".join(spec.platforms), found=item.platform))
                 continue
-            report_data = bind(nonce, peer, context, size=report_data_size(item.platform))
+            report_data = bind(nonce, peer, bound_context(context, seal_key),
+                               size=report_data_size(item.platform))
             started = time.perf_counter()
             try:
                 result = verify_and_appraise(item, verifier, self.policy,
@@ -132,4 +156,4 @@ class SiteAgent:
                                       f"{peer} presented no {platform} evidence",
                                       expected=platform, found=", ".join(presented) or "none"))
         reasons += check_required_platforms(self.policy, results)
-        return SiteVerdict(peer, at, tuple(results), tuple(reasons))
+        return SiteVerdict(peer, at, tuple(results), tuple(reasons), seal_key=seal_key)

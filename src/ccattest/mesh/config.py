@@ -14,6 +14,7 @@ builds. Paths are relative to the file. A site with no `collect` section is not 
     actions: {on_rejected: exclude_site, on_unreachable: exclude_site}
     record: {federation: f3a9c1, url: null, required: false}   (mesh/recording.py)
     console: {host: 127.0.0.1, port: 8765}   (the server only: the dashboard in-process)
+    seal: {mode: on, suite: mlkem768-x25519}   (models sealed to attested keys: seal/)
 
 `verify.snp` and `verify.tdx` take a collateral source, as `ccattest verify` does:
 `collateral` (a cache folder from `ccattest collateral fetch`, or a bundle file from
@@ -25,6 +26,8 @@ certificates, and TDX with neither `collateral` nor `offline: false`, are verifi
 
 from __future__ import annotations
 
+from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,6 +42,8 @@ from ..platforms.software.measure import MeasuredItem, measure_file, measure_set
 from ..platforms.software.pki import SiteCredentials, load_certificate, load_private_key
 from ..platforms.software.verify import SoftwareVerifier
 from ..policy import load_policy
+from ..seal.keys import DEFAULT_SUITE, SealingKeys, SuiteName
+from ..timeutil import utcnow
 from .actions import ActionConfig
 from .agent import SiteAgent
 from .roster import Roster
@@ -206,6 +211,21 @@ class ConsoleConfig(_Strict):
     client_certs: bool = False  # HTTPS admitting certificates from the kit's rootCA.pem
 
 
+class SealMode(StrEnum):
+    OFF = "off"  # models travel over NVFlare's TLS only
+    ON = "on"  # sealed to attested keys between CC sites; non-CC sites get them in clear
+    REQUIRED = "required"  # as on, and a job a non-CC site takes part in is refused
+
+
+class SealConfig(_Strict):
+    """Models sealed to attested keys (seal/, nvflare/sealing.py); one value a federation."""
+
+    mode: SealMode = SealMode.OFF
+    suite: SuiteName = DEFAULT_SUITE  # mlkem768-x25519: post-quantum hybrid (seal/keys.py)
+    rotate_seconds: float | None = Field(default=86400.0, gt=0)  # also a new key each start
+    grace_seconds: float = Field(default=300.0, ge=0)  # the old key still opens, after one
+
+
 class CCConfig(_Strict):
     site: str
     policy: str
@@ -216,6 +236,7 @@ class CCConfig(_Strict):
     actions: ActionConfig = Field(default_factory=ActionConfig)
     record: RecordConfig | None = None
     console: ConsoleConfig | None = None
+    seal: SealConfig = Field(default_factory=SealConfig)
 
 
 def load_cc_config(path: Path | str) -> tuple[CCConfig, Path]:
@@ -444,4 +465,14 @@ def build_agent(config: CCConfig, base: Path, telemetry: Telemetry | None = None
     if telemetry is not None:
         _pinned(telemetry, roots, verifiers.get("tdx"))
     return SiteAgent(config.site, attesters, verifiers, load_policy(base / config.policy),
-                     roster_of(config), telemetry=telemetry)
+                     roster_of(config), telemetry=telemetry,
+                     sealing=sealing_keys(config.seal) if attesters else None)
+
+
+def sealing_keys(seal: SealConfig) -> SealingKeys | None:
+    """This process's sealing key (made now, in memory only), when sealing is on."""
+    if seal.mode is SealMode.OFF:
+        return None
+    rotate = timedelta(seconds=seal.rotate_seconds) if seal.rotate_seconds else None
+    return SealingKeys(seal.suite, utcnow(), rotate=rotate,
+                       grace=timedelta(seconds=seal.grace_seconds))

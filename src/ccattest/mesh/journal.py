@@ -240,7 +240,7 @@ class Journal:
         failures = verdict.failures()[:MAX_FAILURES_KEPT]
         # What makes a judgement "the same", compared with == (C speed, no encoding): its
         # status, policy, failures and each platform's claims but the per-collection ones.
-        key = (verdict.status, failures,
+        key = (verdict.status, failures, verdict.seal_key,
                [(r.platform, r.status.value, {k: v for k, v in r.claims.items()
                                                if k not in VOLATILE_CLAIMS})
                 for r in verdict.results])
@@ -256,6 +256,9 @@ class Journal:
                 "definitive": definitive, "status": verdict.status,
                 "affirming": verdict.affirming, "policy": self.policy, "results": results,
                 "failures": failures}
+        if verdict.seal_key is not None:  # the peer's attested sealing key (seal/)
+            data["seal_key"] = {"suite": verdict.seal_key.suite.value,
+                                "id": verdict.seal_key.key_id}
         index = self._write("verdict", data, verdict.at)
         if index is not None and definitive:
             with self._lock:

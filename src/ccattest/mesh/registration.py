@@ -32,7 +32,7 @@ from ..freshness import ChallengeIssuer, ReplayCache, check_window
 from .agent import SiteAgent, SiteVerdict
 from .journal import Journal
 from .trustbook import TrustBook
-from .wire import evidence_from_wire, evidence_to_wire, parse_hex, parse_time
+from .wire import bundle_from_wire, bundle_to_wire, parse_hex, parse_time
 
 if TYPE_CHECKING:
     from .actions import FailureHandler
@@ -76,7 +76,8 @@ class RegistrationClient:
         body: dict[str, Any] = {"challenge": self._challenge.hex(), "time": at.isoformat()}
         if self.agent.cc_enabled:
             nonce = _hello_nonce(self._challenge, at)
-            body["evidence"] = evidence_to_wire(self.agent.collect(nonce, HELLO_CONTEXT))
+            body["evidence"] = bundle_to_wire(*self.agent.collect_bound(nonce, HELLO_CONTEXT,
+                                                                         at))
         return body
 
     def on_reply(self, reply: dict[str, Any] | None, at: datetime) -> SiteVerdict:
@@ -92,9 +93,9 @@ class RegistrationClient:
             raise PolicyRejected(f"server {self.server} sent no attestation evidence",
                                  expected="evidence bound to our challenge", found="none")
         else:
-            evidence = evidence_from_wire(reply["evidence"])
+            evidence, key = bundle_from_wire(reply["evidence"])
             verdict = self.agent.judge(self.server, evidence, nonce=challenge,
-                                       context=REPLY_CONTEXT, at=at)
+                                       context=REPLY_CONTEXT, at=at, seal_key=key)
             _record(self.journal, verdict, evidence, "reply", definitive=True)
         self.trust.record(verdict, definitive=True)
         if verdict.cc_enabled and not verdict.affirming:
@@ -108,7 +109,7 @@ class RegistrationClient:
         """Answer the server's challenge N (sent over the cell channel)."""
         nonce = parse_hex(reply.get("challenge"), 32, "server challenge")
         return {"challenge": nonce.hex(),
-                "evidence": evidence_to_wire(self.agent.collect(nonce, CONFIRM_CONTEXT))}
+                "evidence": bundle_to_wire(*self.agent.collect_bound(nonce, CONFIRM_CONTEXT))}
 
 
 class RegistrationServer:
@@ -134,9 +135,9 @@ class RegistrationServer:
         self._seen.check_and_add(challenge, at=at)
         if self.agent.roster.is_cc(client):
             _held_out(self.handler, client, "registration refused")
-            evidence = evidence_from_wire(hello.get("evidence"))
+            evidence, key = bundle_from_wire(hello.get("evidence"))
             verdict = self.agent.judge(client, evidence, nonce=_hello_nonce(challenge, sent_at),
-                                       context=HELLO_CONTEXT, at=at)
+                                       context=HELLO_CONTEXT, at=at, seal_key=key)
             _record(self.journal, verdict, evidence, "hello", definitive=False)
             self.trust.record(verdict, definitive=False)
             if not verdict.affirming:
@@ -149,7 +150,8 @@ class RegistrationServer:
                                       verdict=None, at=at)
         reply: dict[str, Any] = {}
         if self.agent.cc_enabled:
-            reply["evidence"] = evidence_to_wire(self.agent.collect(challenge, REPLY_CONTEXT))
+            reply["evidence"] = bundle_to_wire(*self.agent.collect_bound(challenge,
+                                                                          REPLY_CONTEXT, at))
         if self.agent.roster.is_cc(client):
             reply["challenge"] = self.issuer.issue(context=f"confirm:{client}", at=at).nonce.hex()
         return reply
@@ -159,9 +161,9 @@ class RegistrationServer:
             raise MalformedEvidence("confirmation is malformed")
         nonce = parse_hex(body.get("challenge"), 32, "challenge")
         self.issuer.redeem(nonce, context=f"confirm:{client}", at=at)
-        evidence = evidence_from_wire(body.get("evidence"))
+        evidence, key = bundle_from_wire(body.get("evidence"))
         verdict = self.agent.judge(client, evidence, nonce=nonce, context=CONFIRM_CONTEXT,
-                                   at=at)
+                                   at=at, seal_key=key)
         _record(self.journal, verdict, evidence, "confirm", definitive=True)
         self.trust.record(verdict, definitive=True)
         if self.handler is not None and verdict.cc_enabled:

@@ -30,7 +30,7 @@ from .roster import Roster
 from .telemetry import Telemetry
 from .transport import PeerUnreachable, Transport
 from .trustbook import TrustBook
-from .wire import Transcript, evidence_from_wire, evidence_to_wire, parse_hex
+from .wire import Transcript, bundle_from_wire, bundle_to_wire, parse_hex
 
 CONTRIBUTE, ATTEST, VERIFY = "round.contribute", "round.attest", "round.verify"
 COSIGN = "record.cosign"  # witness the coordinator's log outside a round (job receipts)
@@ -65,6 +65,11 @@ class RoundParticipant:
         # Round telemetry: a site's part is its collection plus its judging, in seconds.
         self.telemetry = telemetry
         self._attest_seconds: dict[str, float] = {}  # round id -> collection time, bounded
+        # A client judges only the peers a round brings it: one the server leaves out (it
+        # cannot reach it) must count as unreachable here too, by this site's own grace.
+        self.watch_peers = False
+        self._peers_seen: set[str] = set()
+        self.last_verified: datetime | None = None  # the last round that reached this site
 
     def completed(self) -> tuple[int, dict[str, Any] | None]:
         """How many rounds this site judged its peers in, and the last one."""
@@ -145,7 +150,8 @@ class RoundParticipant:
     def _attest(self, transcript: Transcript) -> dict[str, Any]:
         self._own_contribution_checked(transcript)
         started = time.perf_counter()
-        evidence = self.agent.collect(transcript.nonce(), transcript.context)
+        evidence, key = self.agent.collect_bound(transcript.nonce(), transcript.context,
+                                                 self.clock())
         if self.telemetry is not None:
             with self._lock:
                 self._attest_seconds[transcript.round_id] = time.perf_counter() - started
@@ -153,7 +159,7 @@ class RoundParticipant:
                     self._attest_seconds.pop(next(iter(self._attest_seconds)))
         if self.journal.enabled:
             self.journal.own_evidence = ",".join(evidence_digest(item) for item in evidence)
-        return {"evidence": evidence_to_wire(evidence)}
+        return {"evidence": bundle_to_wire(evidence, key)}
 
     def _verify(self, transcript: Transcript, evidence_map: Any, coordinator: str
                 ) -> dict[str, Any]:
@@ -170,14 +176,15 @@ class RoundParticipant:
         for peer in transcript.sites():
             if peer == self.agent.identity or peer not in evidence_map:
                 continue
+            key = None
             try:
-                evidence = evidence_from_wire(evidence_map[peer])
+                evidence, key = bundle_from_wire(evidence_map[peer])
             except MalformedEvidence as error:
                 evidence, note = [], str(error)
             else:
                 note = ""
             verdict = self.agent.judge(peer, evidence, nonce=transcript.nonce(),
-                                       context=transcript.context, at=at)
+                                       context=transcript.context, at=at, seal_key=key)
             self.trust.record(verdict, definitive=True)
             if verdict.cc_enabled:
                 judged.append((verdict, evidence))
@@ -192,7 +199,10 @@ class RoundParticipant:
                 # affirming: what re-admits an excluded peer when its exclusion allows it.
                 self.handler.affirmed(peer, f"fresh affirming evidence in round "
                                             f"{transcript.round_id}")
+        if self.watch_peers and self.handler is not None:
+            self._missing_peers(transcript, verdicts, coordinator, at)
         with self._lock:
+            self.last_verified = at
             self._completed += 1
             self._last = {"round_id": transcript.round_id, "at": at.isoformat(),
                           "sites": transcript.sites(), "judged": sorted(verdicts)}
@@ -211,6 +221,22 @@ class RoundParticipant:
                            if site != self.agent.identity and site not in evidence_map}
                 self.record_round(transcript, missing, at, coordinator)
         return {"verdicts": verdicts}
+
+    def _missing_peers(self, transcript: Transcript, verdicts: Mapping[str, Any],
+                       coordinator: str, at: datetime) -> None:
+        """Peers seen in earlier rounds and absent from this one are unreachable to this
+        site (the handler's grace applies); those present and judged answered."""
+        assert self.handler is not None
+        present = set(verdicts) | {coordinator, self.agent.identity}
+        with self._lock:
+            self._peers_seen |= present
+            absent = sorted(self._peers_seen - present)
+        for peer in present:
+            self.handler.reachable(peer)
+        for peer in absent:
+            if self.agent.roster.is_cc(peer):
+                self.handler.unreachable(peer, f"missing from round {transcript.round_id}",
+                                         at)
 
     def record_round(self, transcript: Transcript, missing: Mapping[str, str], at: datetime,
                      coordinator: str) -> None:

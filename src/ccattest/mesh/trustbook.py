@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..seal.keys import SealingPublicKey
 from .agent import SiteVerdict
 
 
@@ -68,6 +69,16 @@ class TrustBook:
             entry = self._entries.get(site)
             return (site not in self._excluded and entry is not None and entry.definitive
                     and entry.verdict.is_fresh(at))
+
+    def sealing_key(self, site: str, at: datetime) -> SealingPublicKey | None:
+        """The key to seal to `site`: the one its current verdict's evidence bound, and only
+        while that verdict is trusted (definitive, affirming, fresh, not excluded)."""
+        with self._lock:
+            entry = self._entries.get(site)
+            if site in self._excluded or entry is None or not entry.definitive \
+                    or not entry.verdict.is_fresh(at):
+                return None
+            return entry.verdict.seal_key
 
     def exclude(self, site: str, reason: str, *, replace: bool = False) -> bool:
         """True when the site was not excluded before. The first reason stands unless

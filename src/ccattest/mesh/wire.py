@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import MalformedEvidence
 from ..evidence import Evidence
+from ..seal.keys import SealingPublicKey
 from ..timeutil import require_aware
 
 MAX_EVIDENCE_PER_SITE = 8
@@ -32,6 +33,26 @@ def evidence_from_wire(data: Any) -> list[Evidence]:
                                 expected=f"a list of at most {MAX_EVIDENCE_PER_SITE} envelopes",
                                 found=type(data).__name__)
     return [Evidence.from_dict(item) for item in data]
+
+
+def bundle_to_wire(evidence: Sequence[Evidence], seal_key: SealingPublicKey | None
+                   ) -> list[dict[str, Any]] | dict[str, Any]:
+    """A site's evidence, with the sealing key it bound when sealing is on (else the plain
+    list, as before sealing existed)."""
+    if seal_key is None:
+        return evidence_to_wire(evidence)
+    return {"envelopes": evidence_to_wire(evidence), "seal_key": seal_key.to_wire()}
+
+
+def bundle_from_wire(data: Any) -> tuple[list[Evidence], SealingPublicKey | None]:
+    if isinstance(data, dict):
+        if set(data) != {"envelopes", "seal_key"}:
+            raise MalformedEvidence("evidence bundle is malformed",
+                                    expected='{"envelopes": [...], "seal_key": {...}}',
+                                    found=", ".join(sorted(map(str, data)))[:80])
+        return evidence_from_wire(data["envelopes"]), SealingPublicKey.from_wire(
+            data["seal_key"])
+    return evidence_from_wire(data), None
 
 
 def _hex(value: Any, size: int, what: str) -> bytes:

@@ -40,7 +40,7 @@ class ServerEffects:
         log.warning("ccattest: %s is %s: %s", site, cause.value, detail)
         self._note("alert", site, f"{cause.value}: {detail}")
 
-    def exclude_site(self, site: str, detail: str) -> None:
+    def exclude_site(self, site: str, detail: str, cause: Cause = Cause.REJECTED) -> None:
         if self.trust.exclude(site, detail):
             stopped = _stop_runs(self.engine, site)
             self.engine.disable_clients([site])
@@ -108,11 +108,16 @@ class ClientEffects:
         log.warning("ccattest: %s is %s: %s", site, cause.value, detail)
         self._note("alert", site, f"{cause.value}: {detail}")
 
-    def exclude_site(self, site: str, detail: str) -> None:
+    def exclude_site(self, site: str, detail: str, cause: Cause = Cause.REJECTED) -> None:
         self.trust.exclude(site, detail)
         self._note("exclude_site", site, detail)
-        if site == self.server:
+        if site != self.server:
+            return
+        if cause is Cause.REJECTED:
             self.shutdown(site, f"the server failed attestation: {detail}")
+        else:  # a partition heals: wait, refusing jobs, for the server's next fresh evidence
+            log.error("ccattest: the server is unreachable (%s): refusing its jobs until it "
+                      "attests again", detail)
 
     def readmit_site(self, site: str, detail: str) -> None:
         self._note("readmit_site", site, detail)  # the trust book is clear: jobs run again

@@ -33,6 +33,7 @@ from ..record.keys import SiteKeys, merge_jwks, note_keys, origin_for
 from ..record.log import SiteLog
 from ..record.store import RecordStore
 from ..record.witness import Witness, Witnessed
+from ..seal.keys import SealingKeys, SuiteName
 from ..timeutil import utcnow
 from ..tokens import SigningKey, jwks
 from .software import SoftwareFixture
@@ -75,7 +76,7 @@ class RecordingEffects:
     def alert(self, site: str, cause: Cause, detail: str) -> None:
         self.calls.append(("alert", site, f"{cause.value}: {detail}"))
 
-    def exclude_site(self, site: str, detail: str) -> None:
+    def exclude_site(self, site: str, detail: str, cause: Cause = Cause.REJECTED) -> None:
         self.trust.exclude(site, detail)
         self.calls.append(("exclude_site", site, detail))
 
@@ -129,10 +130,11 @@ class SimulatedFederation:
     def create(cls, n_clients: int, *, collect_delay: float = 0.0, message_delay: float = 0.0,
                not_cc: Sequence[str] = (), tampered: Sequence[str] = (),
                actions: ActionConfig | None = None, fan_out: int = 16,
-               record_dir: Path | None = None, checkpoint_every: int = 64
-               ) -> SimulatedFederation:
+               record_dir: Path | None = None, checkpoint_every: int = 64,
+               sealing: SuiteName | None = None) -> SimulatedFederation:
         """With `record_dir`, every site keeps a record (SQLite in record_dir/<site>) and
-        the clients witness the server's log, as on NVFlare."""
+        the clients witness the server's log, as on NVFlare. With `sealing`, every CC site
+        binds a sealing key of that suite into its evidence."""
         now = utcnow()
         root = create_root(now)
         names = [SERVER] + [f"site-{i}" for i in range(1, n_clients + 1)]
@@ -152,7 +154,8 @@ class SimulatedFederation:
                 attester = SlowAttester(fixture.attester, collect_delay)
                 attesters = [attester]
             verifiers = {"software": reference.verifier()}
-            agent = SiteAgent(name, attesters, verifiers, policy, roster)
+            keys = SealingKeys(sealing, now) if sealing is not None and attesters else None
+            agent = SiteAgent(name, attesters, verifiers, policy, roster, sealing=keys)
             trust = TrustBook(name)
             effects = RecordingEffects(trust)
             record = records.get(name) or SiteRecord(Journal(None, name))
