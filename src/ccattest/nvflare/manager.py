@@ -43,6 +43,7 @@ from ..mesh.rounds import (
 from ..mesh.scheduler import PeriodicRunner
 from ..mesh.telemetry import Telemetry
 from ..mesh.trustbook import TrustBook
+from ..mesh.watchdog import ServerWatch
 from ..timeutil import utcnow
 from .admin import register_admin_command, take_requests
 from .effects import ClientEffects, ServerEffects
@@ -278,11 +279,28 @@ class CCManager(FLComponent):
         cell = self.engine.get_cell()
         serve(cell, [CONTRIBUTE, ATTEST, VERIFY, COSIGN, RECEIPT], self._serve_client)
         self.transport = CellTransport(cell)
+        if self.agent.roster.is_cc(SERVER):
+            # Peers the server leaves out of its rounds, and a server that stops sending
+            # them, are unreachable by this site's own judgement and grace.
+            rounds = self.config.rounds
+            self.participant.watch_peers = True
+            watch = ServerWatch(self.participant, self.handler, SERVER, expected=timedelta(
+                seconds=rounds.interval_seconds * (1 + rounds.jitter)
+                + rounds.deadline_seconds))
+            self.runner = PeriodicRunner(self._watch(watch), interval=rounds.interval_seconds / 2,
+                                         jitter=0, name="ccattest-server-watch")
+            self.runner.start()
         if self._pending_confirm is not None:
             body = self.registration_client.confirm(self._pending_confirm)
             self.transport.request(SERVER, CONFIRM, body,
                                    timeout=self.config.rounds.request_timeout_seconds)
             self._note("confirmed", SERVER, "answered the server's challenge")
+
+    def _watch(self, watch: ServerWatch) -> Any:
+        def check() -> None:
+            if watch.check():
+                self._write_status()
+        return check
 
     # --- jobs ----------------------------------------------------------------------------
     def _on_submit_job(self, fl_ctx: FLContext) -> None:
