@@ -16,6 +16,7 @@ CORE = (
     "ccattest/platforms/snp/", "ccattest/platforms/tdx/", "ccattest/platforms/ita/",
     "ccattest/platforms/nvgpu/", "ccattest/platforms/azure/", "ccattest/platforms/tsm.py",
     "ccattest/provisioning.py", "ccattest/collateral/", "ccattest/record/", "ccattest/console/",
+    "ccattest/seal/",
 )
 
 

@@ -70,6 +70,7 @@ class FederationRequest:
     maa_endpoint: str | None = None  # aci: the MAA instance the sidecar asks and peers trust
     federation: str = ""  # names every site's log; empty: a fresh random id
     record_url: str | None = None  # record.url for every site (PostgreSQL); else SQLite
+    seal: str = "off"  # seal.mode for every site: off | on | required (seal/, nvflare/sealing.py)
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ def provision(request: FederationRequest, bundles: Mapping[str, Path], root_dir:
             verify={"software": {"roots": ["software-root.pem"]}},
             roster={"require_all_cc": request.require_all_cc, "sites": roster},
             rounds=request.rounds, actions=request.actions, record=record,
+            seal={"mode": request.seal},
         )
         _write(bundle / "cc_config.yaml",
                yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
@@ -256,6 +258,7 @@ def _provision_hardware(request: FederationRequest, bundles: Mapping[str, Path],
             collect=collect if site.cc_enabled else {}, verify=verify,
             roster={"require_all_cc": request.require_all_cc, "sites": roster},
             rounds=request.rounds, actions=request.actions, record=record,
+            seal={"mode": request.seal},
         )
         _write(bundle / "cc_config.yaml",
                yaml.safe_dump(config.model_dump(mode="json", exclude_none=True),

@@ -15,6 +15,14 @@ if TYPE_CHECKING:
 from .app import nvflare_app
 from .common import fail, out, platform_name
 
+SEAL_MODES = ("off", "on", "required")
+
+
+def seal_mode(value: str) -> str:
+    if value not in SEAL_MODES:
+        raise ConfigError(f"--seal {value}: unknown sealing mode", expected=" | ".join(SEAL_MODES))
+    return value
+
 ACTIONS = "alert|exclude_site|stop_jobs|shutdown"
 # provisioning.HARDWARE's names, repeated so that --help need not import provisioning.
 HARDWARE = ("snp", "tdx", "nvgpu", "azure-snp", "azure-tdx", "aci")
@@ -62,6 +70,9 @@ def nvflare_configure(
         metavar="URL", help="Keep each site's record in a database instead of SQLite in its "
         "kit's local/cc/: {site} in the URL is the site's name, one database a site "
         "(postgresql://ccattest@db.example/records_{site}).")] = None,
+    seal: Annotated[str, typer.Option(
+        metavar="off|on|required", help="Seal models to each site's attested key (on), and "
+        "refuse jobs with a non-CC site (required).")] = "off",
 ) -> None:
     """Add ccattest to existing NVFlare startup kits (or a POC workspace)."""
     from ..mesh.actions import ActionConfig
@@ -96,7 +107,7 @@ def nvflare_configure(
             actions=ActionConfig(on_rejected=on_rejected, on_unreachable=on_unreachable,
                                  unreachable_grace_seconds=grace),
             platforms=platforms, maa_endpoint=maa_endpoint, federation=federation or "",
-            record_url=record_url)
+            record_url=record_url, seal=seal_mode(seal))
         root = root_dir or found[0].path.parent / ".ccattest-root"
         references = configure_kits(found, request, root, _now())
     except CCAttestError as error:

@@ -20,9 +20,12 @@ class GateDecision:
 
 
 class JobGate:
-    def __init__(self, trust: TrustBook, roster: Roster) -> None:
+    def __init__(self, trust: TrustBook, roster: Roster, *, all_cc: bool = False) -> None:
+        """`all_cc`: refuse any job a non-CC site takes part in (seal: required, where a
+        model must never travel to a site that cannot receive it sealed)."""
         self.trust = trust
         self.roster = roster
+        self.all_cc = all_cc
 
     def check(self, sites: Iterable[str], *, at: datetime, byoc: bool = False) -> GateDecision:
         reasons = []
@@ -33,6 +36,9 @@ class JobGate:
             if site in excluded:
                 reasons.append(f"{site} is excluded: {excluded[site]}")
             elif not self.roster.is_cc(site):
+                if self.all_cc:
+                    reasons.append(f"{site} is not CC-enabled and models must travel sealed "
+                                   "(seal: required)")
                 continue
             elif site != self.trust.owner and not self.trust.is_trusted(site, at):
                 entry = self.trust.entry(site)

@@ -17,6 +17,9 @@ from ..provisioning import FederationRequest, provision
 
 RESOURCES_FILE = "ccattest__p_resources.json"  # *__p_: loaded by parent processes only
 BUNDLE_DIR = "cc"
+PRIVACY_FILE = "privacy.json"  # NVFlare's site-level filters, run in every job process
+SEAL_SCOPE = "ccattest-sealed"
+SEAL_FILTER = {"path": "ccattest.nvflare.sealing.SealFilter", "args": {}}
 
 
 @dataclass(frozen=True)
@@ -75,4 +78,34 @@ def configure_kits(kits: Sequence[Kit], request: FederationRequest, root_dir: Pa
     for kit in kits:
         (kit.local / RESOURCES_FILE).write_text(
             json.dumps({"format_version": 2, "components": [component_entry()]}, indent=2))
+        write_privacy(kit.local, sealed=request.seal != "off")
     return references
+
+
+def write_privacy(local: Path, *, sealed: bool) -> None:
+    """With sealing on, the site's privacy.json gets one scope, its default, whose task
+    data and result filters are the SealFilter: NVFlare applies it to every job (a job
+    naming another scope is refused), on the server and on clients, with no job code.
+    A privacy.json of the operator's keeps its scopes; ours goes first in each."""
+    path = local / PRIVACY_FILE
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        raise ConfigError(f"{path} is not JSON", hint="fix it, or move it aside") from None
+    scopes = [s for s in data.get("scopes", []) if isinstance(s, dict)]
+    for scope in scopes:
+        for chain in ("task_data_filters", "task_result_filters"):
+            kept = [f for f in scope.get(chain, []) if f != SEAL_FILTER]
+            scope[chain] = ([SEAL_FILTER] if sealed else []) + kept
+    scopes = [s for s in scopes if s.get("name") != SEAL_SCOPE or sealed]
+    if sealed and not any(s.get("name") == SEAL_SCOPE for s in scopes):
+        scopes.insert(0, {"name": SEAL_SCOPE, "properties": {},
+                          "task_data_filters": [SEAL_FILTER],
+                          "task_result_filters": [SEAL_FILTER]})
+    if not scopes:
+        path.unlink(missing_ok=True)
+        return
+    data["scopes"] = scopes
+    if sealed or data.get("default_scope") == SEAL_SCOPE:
+        data["default_scope"] = SEAL_SCOPE if sealed else scopes[0]["name"]
+    path.write_text(json.dumps(data, indent=2))

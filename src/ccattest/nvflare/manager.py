@@ -27,7 +27,7 @@ from nvflare.apis.fl_exception import NotAuthenticated
 
 from ..errors import CCAttestError
 from ..mesh.actions import FailureHandler
-from ..mesh.config import build_agent, load_cc_config
+from ..mesh.config import SealMode, build_agent, load_cc_config
 from ..mesh.gate import JobGate
 from ..mesh.receipts import RECEIPT, ReceiptDesk
 from ..mesh.recording import open_site_record
@@ -41,12 +41,14 @@ from ..mesh.rounds import (
     RoundParticipant,
 )
 from ..mesh.scheduler import PeriodicRunner
+from ..mesh.sealing import SealDesk
 from ..mesh.telemetry import Telemetry
 from ..mesh.trustbook import TrustBook
 from ..mesh.watchdog import ServerWatch
 from ..timeutil import utcnow
 from .admin import register_admin_command, take_requests
 from .effects import ClientEffects, ServerEffects
+from .sealing import SealService
 from .transport import CellTransport, serve
 
 HELLO_PROP = "ccattest_hello"  # never "_cc_info": a client would read its own value back
@@ -95,7 +97,8 @@ class CCManager(FLComponent):
         self.participant = RoundParticipant(self.agent, self.trust, handler=self.handler,
                                             journal=journal, witness=self.record.witness,
                                             telemetry=self.telemetry)
-        self.gate = JobGate(self.trust, self.agent.roster)
+        self.gate = JobGate(self.trust, self.agent.roster,
+                            all_cc=self.config.seal.mode is SealMode.REQUIRED)
         window = timedelta(seconds=self.config.rounds.registration_window_seconds)
         self.registration_server = RegistrationServer(self.agent, self.trust, window=window,
                                                       journal=journal, handler=self.handler)
@@ -113,6 +116,7 @@ class CCManager(FLComponent):
         self.rounds = 0  # the server: rounds it ran (clients count theirs in the participant)
         self.recent_rounds: list[dict[str, Any]] = []
         self.console = self._start_console(local.parent) if self.is_server else None
+        self.seal_service = self._start_sealing(base, journal)
         if self.is_server and not register_admin_command(self.readmit):
             log.warning("ccattest: this NVFlare has no admin command hook; use "
                         "`ccattest nvflare readmit SITE --kit KIT`")
@@ -360,6 +364,8 @@ class CCManager(FLComponent):
     def _on_end(self, fl_ctx: FLContext) -> None:
         if self.console is not None:
             self.console.stop()
+        if self.seal_service is not None:
+            self.seal_service.close()
         if self.runner is not None:
             self.runner.stop()
         if self.coordinator is not None:
@@ -404,6 +410,14 @@ class CCManager(FLComponent):
     def _take_readmit_requests(self) -> None:
         for site, outcome in take_requests(self.cc_dir, self.readmit):
             log.warning("ccattest: readmit request for %s: %s", site, outcome)
+
+    def _start_sealing(self, cc_dir: Path, journal: Any) -> SealService | None:
+        """seal: on/required: this site's job processes seal and open models through it."""
+        if self.config.seal.mode is SealMode.OFF or self.agent.sealing is None:
+            return None
+        desk = SealDesk(self.config.site, self.agent.sealing, self.trust, self.agent.roster,
+                        self.config.seal.mode, journal)
+        return SealService(desk, cc_dir, role="server" if self.is_server else "client")
 
     # --- status for operators and the demo -----------------------------------------------
     def _start_console(self, kit: Path) -> Any:

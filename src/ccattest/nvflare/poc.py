@@ -122,13 +122,13 @@ class PocFederation:
         _dump(admin, config)
 
     def configure(self, *, not_cc: Sequence[str] = (), rounds: RoundsConfig | None = None,
-                  actions: ActionConfig | None = None) -> dict[str, str]:
+                  actions: ActionConfig | None = None, seal: str = "off") -> dict[str, str]:
         kits = [self.kit("server"), *(self.kit(c) for c in self.clients)]
         request = FederationRequest(
             [SiteRequest(k.name, k.name not in not_cc) for k in kits],
             rounds=rounds or RoundsConfig(interval_seconds=3, deadline_seconds=10,
                                           request_timeout_seconds=5),
-            actions=actions or ActionConfig(unreachable_grace_seconds=5))
+            actions=actions or ActionConfig(unreachable_grace_seconds=5), seal=seal)
         return dict(configure_kits(kits, request, self.workspace / "root", utcnow()))
 
     # --- processes -----------------------------------------------------------------------

@@ -28,10 +28,10 @@ from nvflare.lighter.spec import Builder
 
 from ..errors import ConfigError
 from ..mesh.actions import ActionConfig
-from ..mesh.config import RoundsConfig
+from ..mesh.config import RoundsConfig, SealMode
 from ..provisioning import FederationRequest, SiteRequest, provision
 from ..timeutil import utcnow
-from .kits import BUNDLE_DIR, RESOURCES_FILE, component_entry
+from .kits import BUNDLE_DIR, RESOURCES_FILE, component_entry, write_privacy
 
 SITE_TYPES = ("server", "client")
 
@@ -55,7 +55,9 @@ def _site_request(participant: Any) -> SiteRequest:
 class CCBuilder(Builder):
     def __init__(self, rounds: dict[str, Any] | None = None,
                  actions: dict[str, Any] | None = None, require_all_cc: bool = False,
-                 platforms: list[str] | None = None, maa_endpoint: str | None = None) -> None:
+                 platforms: list[str] | None = None, maa_endpoint: str | None = None,
+                 seal: str = "off") -> None:
+        self.seal = SealMode(seal).value
         self.rounds = RoundsConfig.model_validate(rounds or {})
         self.actions = ActionConfig.model_validate(actions or {})
         self.require_all_cc = require_all_cc
@@ -66,10 +68,12 @@ class CCBuilder(Builder):
         sites = [p for p in project.get_all_participants() if p.type in SITE_TYPES]
         request = FederationRequest([_site_request(p) for p in sites], rounds=self.rounds,
                                     actions=self.actions, require_all_cc=self.require_all_cc,
-                                    platforms=self.platforms, maa_endpoint=self.maa_endpoint)
+                                    platforms=self.platforms, maa_endpoint=self.maa_endpoint,
+                                    seal=self.seal)
         bundles = {p.name: Path(ctx.get_local_dir(p)) / BUNDLE_DIR for p in sites}
         provision(request, bundles, Path(ctx.get_state_dir()) / "ccattest-root", utcnow())
         for participant in sites:
             resources = Path(ctx.get_local_dir(participant)) / RESOURCES_FILE
             resources.write_text(json.dumps(
                 {"format_version": 2, "components": [component_entry()]}, indent=2))
+            write_privacy(Path(ctx.get_local_dir(participant)), sealed=self.seal != "off")

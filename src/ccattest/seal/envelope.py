@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import BinaryIO
 
@@ -161,9 +161,15 @@ def _parse_header(read: memoryview | bytes) -> _Header:
     return _Header(suite_id, key_id, enc, chunk, length)
 
 
-def _content_key(header: _Header, keys: SealingKeyPair | Mapping[str, SealingKeyPair],
-                 context: SealContext) -> AESGCM:
-    key_id = header.key_id.hex()
+# Who holds the private key may not be who opens the payload: a job process asks the site's
+# own process (nvflare/sealing.py) to unwrap the content key; the private key stays there.
+Unwrap = Callable[[int, str, bytes, bytes], bytes]  # (suite id, key id, enc, info) -> key
+Openers = SealingKeyPair | Mapping[str, SealingKeyPair] | Unwrap
+
+
+def unwrap_with(keys: SealingKeyPair | Mapping[str, SealingKeyPair], suite_id: int,
+                key_id: str, enc: bytes, info: bytes) -> bytes:
+    """The content key, with one of `keys` (the site process's side of Unwrap)."""
     pair = keys if isinstance(keys, SealingKeyPair) else keys.get(key_id)
     if pair is None or pair.public.key_id != key_id:
         raise SealedPayloadInvalid("a sealed payload is for another key",
@@ -171,22 +177,36 @@ def _content_key(header: _Header, keys: SealingKeyPair | Mapping[str, SealingKey
                                    found=key_id[:16],
                                    hint="the sender used a key this process does not hold "
                                    "(a key from before a restart, or another site's)")
-    if SUITE_IDS[pair.public.suite] != header.suite_id:
+    if SUITE_IDS[pair.public.suite] != suite_id:
         raise SealedPayloadInvalid("a sealed payload's suite does not match its key")
     try:
-        content_key = hpke_suite(pair.public.suite).decrypt(
-            header.enc, pair.hpke_private(), info=header.info(context))
+        return hpke_suite(pair.public.suite).decrypt(enc, pair.hpke_private(), info=info)
     except (InvalidTag, ValueError):
         raise SealedPayloadInvalid("a sealed payload does not open for this context",
-                                   expected=f"job {context.job}, task {context.task}, round "
-                                   f"{context.round}, {context.sender} -> {context.recipient}",
                                    hint="replayed from another job, task, round or pair of "
                                    "sites, or altered") from None
+
+
+def _content_key(header: _Header, keys: Openers, context: SealContext) -> AESGCM:
+    key_id, info = header.key_id.hex(), header.info(context)
+    try:
+        if callable(keys):
+            content_key = keys(header.suite_id, key_id, header.enc, info)
+        else:
+            content_key = unwrap_with(keys, header.suite_id, key_id, header.enc, info)
+    except SealedPayloadInvalid as error:
+        if error.hint and "replayed" in error.hint:  # say which context did not open
+            raise SealedPayloadInvalid(
+                error.message, expected=f"job {context.job}, task {context.task}, round "
+                f"{context.round}, {context.sender} -> {context.recipient}",
+                hint=error.hint) from None
+        raise
+    if len(content_key) != KEY_BYTES:
+        raise SealedPayloadInvalid("a sealed payload's content key has the wrong length")
     return AESGCM(content_key)
 
 
-def open_sealed(envelope: bytes | bytearray | memoryview,
-                keys: SealingKeyPair | Mapping[str, SealingKeyPair],
+def open_sealed(envelope: bytes | bytearray | memoryview, keys: Openers,
                 context: SealContext) -> bytearray:
     """The plaintext, decrypted in place into one buffer (envelope + plaintext in memory).
     `keys`: this site's key pair, or its current ones by key id (during a rotation)."""
@@ -233,8 +253,7 @@ def seal_stream(source: BinaryIO, length: int, target: BinaryIO, recipient: Seal
     return written
 
 
-def open_stream(source: BinaryIO, target: BinaryIO,
-                keys: SealingKeyPair | Mapping[str, SealingKeyPair],
+def open_stream(source: BinaryIO, target: BinaryIO, keys: Openers,
                 context: SealContext) -> int:
     """open_sealed() from a file to a file, one chunk in memory at a time. A chunk is
     written only once it authenticated; a failure leaves a prefix of good chunks, so write
