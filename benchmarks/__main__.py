@@ -6,6 +6,8 @@ from . import (
     bench_federation,
     bench_nvidia,
     bench_record,
+    bench_seal,
+    bench_seal_job,
     bench_software,
 )
 from .harness import RESULTS, record, show
@@ -29,7 +31,8 @@ def main() -> None:
         console.print("NVIDIA figures: the same evidence, offline, at 2023-07-15; ratio = "
                       "ours / NVIDIA's (see benchmarks/bench_nvidia.py for how it is run).")
     rows = [*rows, *cli_rows, *nvidia_rows]
-    with console.status("simulated federations: 10 to 200 sites, both protocols (~2 min)..."):
+    with console.status("simulated federations: 10 to 200 sites, both protocols, wall time "
+                        "and each site's critical path (~4 min)..."):
         federation = bench_federation.rows(console)
     with console.status("record growth: 30 days of 5-minute rounds, 200 sites "
                         "(~3 min)...") as status:
@@ -39,9 +42,16 @@ def main() -> None:
                         "(its data built once, ~2 min)...") as status:
         served = bench_console.rows(console, status.update)
     show(console, served)
-    record([*rows, *federation, *growth, *served])
-    console.print(f"wrote {len(rows) + len(federation) + len(growth) + len(served)} figures "
-                  f"to {RESULTS}")
+    with console.status("sealed payloads: 1 MB to 1 GB beside bare AES-256-GCM "
+                        "(~1 min)...") as status:
+        sealing = bench_seal.rows(console, status.update)
+    show(console, sealing)
+    with console.status("a NumPy job on NVFlare, sealed and unsealed (~2 min)..."):
+        sealed_job = bench_seal_job.rows(console)
+    show(console, sealed_job)
+    found = [*rows, *federation, *growth, *served, *sealing, *sealed_job]
+    record(found)
+    console.print(f"wrote {len(found)} figures to {RESULTS}")
 
 
 main()

@@ -293,3 +293,38 @@ def test_readmissions_persistence_and_edges():
         copy.restore([1])
     with pytest.raises(ValueError, match="max_backoff"):
         FlappingConfig(backoff_seconds=10, max_backoff_seconds=5)
+
+
+def test_a_bare_host_without_trust_hooks_or_journal_still_excludes_and_readmits() -> None:
+    """Effects with only the four required methods and no trust book (a simulator): the
+    handler keeps its own bookkeeping and tells whoever listens that exclusions changed."""
+
+    class Bare:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, str]] = []
+
+        def alert(self, site, cause, detail) -> None:
+            self.calls.append(("alert", site))
+
+        def exclude_site(self, site, detail, cause=None) -> None:
+            self.calls.append(("exclude_site", site))
+
+        def stop_jobs(self, site, detail) -> None:
+            self.calls.append(("stop_jobs", site))
+
+        def shutdown(self, site, detail) -> None:
+            self.calls.append(("shutdown", site))
+
+    effects = Bare()
+    handler = FailureHandler(GRACE0, effects)
+    changes: list[int] = []
+    handler.on_change = lambda: changes.append(1)
+    handler.unreachable("site-1", "gone", utcnow())
+    assert ("exclude_site", "site-1") in effects.calls and changes
+    handler.rejoining("site-1")  # no allow_rejoin hook: nothing to call
+    assert handler.affirmed("site-1", "fresh round")  # no trust book, no readmit hook
+    handler.rejected("site-2", "bad measurement")
+    kept = handler.readmissions.to_wire()
+    assert handler.lift("site-2", "operator").cause == "rejected"  # no journal
+    again = FailureHandler(GRACE0, Bare())
+    assert again.restore(kept) == ["site-2"]

@@ -279,20 +279,36 @@ def parse_report(data: bytes) -> SnpReport:
     return _from_values(values)
 
 
-def _check_reserved(values: tuple[Any, ...]) -> None:
-    offset = 0
-    for (name, code), value in zip(_FIELDS, values, strict=True):
+def _reserved_fields() -> tuple[tuple[int, int], ...]:
+    """(index among the values, byte offset) of each reserved range, computed once."""
+    found, offset = [], 0
+    for index, (name, code) in enumerate(_FIELDS):
         if name is None:
-            chunk = value if isinstance(value, bytes) else bytes([value])
-            if any(chunk):
-                first = len(chunk) - len(chunk.lstrip(b"\0"))
-                raise MalformedEvidence(f"reserved byte at {offset + first:#05x} is not zero",
-                                        expected="zero", found=f"{chunk[first]:#04x}")
+            found.append((index, offset))
         offset += struct.calcsize("<" + code)
+    return tuple(found)
+
+
+_RESERVED = _reserved_fields()
+
+
+def _check_reserved(values: tuple[Any, ...]) -> None:
+    if len(values) != len(_FIELDS):
+        raise ValueError("values do not match the report layout")
+    for index, offset in _RESERVED:
+        value = values[index]
+        chunk = value if isinstance(value, bytes) else bytes([value])
+        if any(chunk):
+            first = len(chunk) - len(chunk.lstrip(b"\0"))
+            raise MalformedEvidence(f"reserved byte at {offset + first:#05x} is not zero",
+                                    expected="zero", found=f"{chunk[first]:#04x}")
+
+
+_NAMED = tuple((index, name) for index, (name, _) in enumerate(_FIELDS) if name)
 
 
 def _from_values(values: tuple[Any, ...]) -> SnpReport:
-    named = {name: value for (name, _), value in zip(_FIELDS, values, strict=True) if name}
+    named = {name: values[index] for index, name in _NAMED}
     for name in _SIGNATURE_FIELDS:
         named[name] = int.from_bytes(named[name], "little")
     return SnpReport(**named)

@@ -33,8 +33,10 @@ from . import PLATFORM, PRODUCTS
 from .abi import (
     SIGNATURE_ALGO_ECDSA_P384_SHA384,
     SIGNED_SIZE,
+    GuestPolicy,
     SnpReport,
     decode_platform_info,
+    decode_tcb,
     parse_report,
     split_report,
 )
@@ -76,11 +78,11 @@ class _Cert:
     def self_signed(self) -> bool:
         return self.subject == self.issuer
 
-    @property
+    @functools.cached_property  # the key never changes; ABC isinstance checks are slow
     def is_rsa(self) -> bool:
         return isinstance(self.public_key, rsa.RSAPublicKey)
 
-    @property
+    @functools.cached_property
     def is_ec(self) -> bool:
         return isinstance(self.public_key, ec.EllipticCurvePublicKey)
 
@@ -199,8 +201,50 @@ def _load_crl(value: x509.CertificateRevocationList | bytes) -> x509.Certificate
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_crl(data)
         return x509.load_der_x509_crl(data)
-    except ValueError as exc:
+    except PARSE_ERRORS as exc:
         raise ConfigError("CRL does not parse", found=str(exc)) from None
+
+
+@dataclass(frozen=True, eq=False)
+class _Crl:
+    """What verification needs from one CRL, extracted once per distinct bytes (its issuer
+    name alone takes tens of microseconds to convert, every time it is asked for)."""
+
+    crl: x509.CertificateRevocationList
+    der: bytes
+    issuer: bytes  # DER name, compared byte for byte with certificates' subjects
+    issuer_name: str  # its common name, for people
+    issuer_rfc4514: str
+    last_update: datetime
+    next_update: datetime | None
+
+
+@functools.lru_cache(maxsize=64)
+def _crl_of(data: bytes) -> _Crl:
+    """A CRL from its PEM or DER bytes; ConfigError (never cached) when it does not parse."""
+    crl = _load_crl(data)
+    try:  # names and times are parsed lazily: any of them may fail here
+        names = crl.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        return _Crl(crl, crl.public_bytes(serialization.Encoding.DER),
+                    crl.issuer.public_bytes(),
+                    str(names[0].value) if names else crl.issuer.rfc4514_string(),
+                    crl.issuer.rfc4514_string(), crl.last_update_utc, crl.next_update_utc)
+    except PARSE_ERRORS as exc:
+        raise ConfigError("CRL does not parse", found=str(exc)) from None
+
+
+def _crl_info(value: x509.CertificateRevocationList | bytes) -> _Crl:
+    if isinstance(value, x509.CertificateRevocationList):
+        return _crl_of(value.public_bytes(serialization.Encoding.DER))
+    return _crl_of(bytes(value))
+
+
+@functools.lru_cache(maxsize=256)
+def _crl_signed(crl_der: bytes, issuer_der: bytes) -> bool:
+    """The CRL's RSA-PSS signature by the issuer: a pure function of the two byte strings.
+    Its window and the revoked serials are checked on every call."""
+    crl = _crl_of(crl_der).crl
+    return _pss_valid(_cert(issuer_der).public_key, crl.signature, crl.tbs_certlist_bytes)
 
 
 def _check_validity(cert: _Cert, at: datetime, what: str) -> None:
@@ -231,6 +275,7 @@ class SnpVerifier:
         if not self.roots:
             raise ConfigError("no ARK configured", hint="leave roots unset for AMD's ARKs")
         self.crls = tuple(_load_crl(crl) for crl in crls)
+        self._crls = tuple(_crl_info(crl) for crl in self.crls)
         self.allow_missing_crl = allow_missing_crl
 
     def verify(self, evidence: Evidence, *, report_data: bytes, at: datetime) -> VerifiedClaims:
@@ -317,18 +362,17 @@ class SnpVerifier:
 
     # --- revocation -------------------------------------------------------------------------
 
-    def _revocation(self, chain: _Chain, at: datetime,
-                    extra: tuple[x509.CertificateRevocationList, ...] = ()
-                    ) -> tuple[str, list[x509.CertificateRevocationList]]:
+    def _revocation(self, chain: _Chain, at: datetime, extra: tuple[_Crl, ...] = ()
+                    ) -> tuple[str, list[_Crl]]:
         used = []
         pairs = ((chain.intermediate.cert, chain.ark), (chain.leaf.cert, chain.intermediate.cert))
         for cert, issuer in pairs:
-            for crl in (*self.crls, *extra):
-                if crl.issuer.public_bytes() == issuer.subject:
+            for crl in (*self._crls, *extra):
+                if crl.issuer == issuer.subject:
                     _check_crl(crl, issuer, cert, at)
                     used.append(crl)
         # The ARK's CRL is the one AMD publishes; without it the intermediate is unchecked.
-        checked = any(crl.issuer.public_bytes() == chain.ark.subject for crl in used)
+        checked = any(crl.issuer == chain.ark.subject for crl in used)
         if not checked and not self.allow_missing_crl:
             raise VerificationFailed(f"no CRL from {chain.ark.name} was given",
                                      expected="a current CRL signed by the ARK",
@@ -337,46 +381,40 @@ class SnpVerifier:
         return ("checked" if checked else "not_checked"), used
 
 
-def _valid_until(chain: _Chain, crls: list[x509.CertificateRevocationList]
-                 ) -> tuple[datetime | None, str | None]:
+def _valid_until(chain: _Chain, crls: list[_Crl]) -> tuple[datetime | None, str | None]:
     """The first end among the CRLs used (each checked current, so each has a nextUpdate)
     and the chain's certificates."""
     kind = chain.kind.upper()
     return earliest((
-        *((f"CRL from {_issuer_name(crl)} nextUpdate", crl.next_update_utc) for crl in crls),
+        *((f"CRL from {crl.issuer_name} nextUpdate", crl.next_update) for crl in crls),
         (f"{kind} notAfter", chain.leaf.cert.not_after),
         (f"{chain.intermediate.cert.name} notAfter", chain.intermediate.cert.not_after),
         (f"{chain.ark.name} notAfter", chain.ark.not_after)))
 
 
-def _issuer_name(crl: x509.CertificateRevocationList) -> str:
-    names = crl.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return str(names[0].value) if names else crl.issuer.rfc4514_string()
-
-
-def _evidence_crls(evidence: Evidence) -> tuple[x509.CertificateRevocationList, ...]:
+def _evidence_crls(evidence: Evidence) -> tuple[_Crl, ...]:
     """A CRL carried as an endorsement (e.g. fetched from AMD KDS with the VCEK); it is
     trusted only after its signature checks out against the pinned chain."""
     data = evidence.endorsements.get("crl")
     if data is None:
         return ()
     try:
-        return (_load_crl(bytes(data)),)
+        return (_crl_of(bytes(data)),)
     except ConfigError as error:
         raise MalformedEvidence("the CRL endorsement does not parse", found=error.found) from None
 
 
-def _check_crl(crl: x509.CertificateRevocationList, issuer: _Cert, cert: _Cert,
-               at: datetime) -> None:
-    if not _pss_valid(issuer.public_key, crl.signature, crl.tbs_certlist_bytes):
+def _check_crl(crl: _Crl, issuer: _Cert, cert: _Cert, at: datetime) -> None:
+    if not _crl_signed(crl.der, issuer.der):
         raise VerificationFailed(f"CRL is not signed by {issuer.name}",
                                  expected="RSA-PSS SHA-384 signature by the issuer")
-    next_update = crl.next_update_utc
-    if next_update is None or not crl.last_update_utc <= at <= next_update:
-        window = f"{crl.last_update_utc.isoformat()} .. {next_update and next_update.isoformat()}"
+    next_update = crl.next_update
+    if next_update is None or not crl.last_update <= at <= next_update:
+        window = f"{crl.last_update.isoformat()} .. {next_update and next_update.isoformat()}"
         raise VerificationFailed(f"CRL from {issuer.name} is not current", expected=window,
                                  found=at.isoformat())
-    if crl.get_revoked_certificate_by_serial_number(cert.certificate.serial_number) is not None:
+    if crl.crl.get_revoked_certificate_by_serial_number(
+            cert.certificate.serial_number) is not None:
         raise VerificationFailed(f"{cert.name} is revoked by {issuer.name}",
                                  found=f"serial {cert.certificate.serial_number:#x}")
 
@@ -501,7 +539,7 @@ def _claims(report: SnpReport, chain: _Chain, revocation: str) -> dict[str, Any]
     claims: dict[str, Any] = {
         "version": report.version,
         "guest_svn": report.guest_svn,
-        "policy": report.guest_policy.to_dict(),
+        "policy": dict(_policy_claim(report.policy)),
         "vmpl": report.vmpl,
         "measurement": report.measurement.hex(),
         "report_data": report.report_data.hex(),
@@ -513,7 +551,7 @@ def _claims(report: SnpReport, chain: _Chain, revocation: str) -> dict[str, Any]
         "id_key_digest": report.id_key_digest.hex(),
         "author_key_digest": report.author_key_digest.hex(),
         "author_key_en": report.author_key_en,
-        "platform_info": decode_platform_info(report.platform_info),
+        "platform_info": dict(_platform_info_claim(report.platform_info)),
         "family_id": report.family_id.hex(),
         "image_id": report.image_id.hex(),
         "report_id": report.report_id.hex(),
@@ -525,7 +563,7 @@ def _claims(report: SnpReport, chain: _Chain, revocation: str) -> dict[str, Any]
                    "stepping": report.cpuid_stepping} if report.has_cpuid else None),
     }
     for name in ("reported_tcb", "current_tcb", "committed_tcb", "launch_tcb"):
-        claims[name] = report.tcb(name, product)
+        claims[name] = dict(_tcb_claim(getattr(report, name), product))
     if report.version >= 5:
         claims["launch_mit_vector"] = report.launch_mit_vector
         claims["current_mit_vector"] = report.current_mit_vector
@@ -534,15 +572,39 @@ def _claims(report: SnpReport, chain: _Chain, revocation: str) -> dict[str, Any]
     return claims
 
 
+# Decoded bit fields, one per distinct raw value; each call gets its own copy of the dict.
+@functools.lru_cache(maxsize=256)
+def _policy_claim(raw: int) -> Mapping[str, Any]:
+    return GuestPolicy(raw).to_dict()
+
+
+@functools.lru_cache(maxsize=256)
+def _platform_info_claim(raw: int) -> Mapping[str, Any]:
+    return decode_platform_info(raw)
+
+
+@functools.lru_cache(maxsize=256)
+def _tcb_claim(raw: int, product: str | None) -> Mapping[str, int]:
+    return decode_tcb(raw, product)
+
+
 def _checks(chain: _Chain, chip_note: str, revocation: str) -> tuple[Reason, ...]:
-    kind = chain.kind.upper()
+    return _checks_of(chain.kind, chain.intermediate.cert.name, chain.ark.name, chain.product,
+                      chip_note, revocation)
+
+
+@functools.lru_cache(maxsize=256)
+def _checks_of(kind: str, intermediate: str, ark: str, product: str, chip_note: str,
+               revocation: str) -> tuple[Reason, ...]:
+    """The same words for every report of one chain (Reasons are immutable)."""
+    kind = kind.upper()
     return (
-        Reason("chain", True, f"{kind} <- {chain.intermediate.cert.name} <- pinned "
-                              f"{chain.ark.name} (RSA-PSS SHA-384), valid at the given time"),
+        Reason("chain", True, f"{kind} <- {intermediate} <- pinned "
+                              f"{ark} (RSA-PSS SHA-384), valid at the given time"),
         Reason("signature", True, f"ECDSA P-384 report signature verifies with the {kind}"),
         Reason("tcb", True, f"reported TCB equals the {kind}'s SPLs"),
         Reason("chip", True, chip_note),
-        Reason("product", True, f"product {chain.product} consistent across report and chain"),
+        Reason("product", True, f"product {product} consistent across report and chain"),
         Reason("binding", True, "report_data binds the expected challenge"),
         Reason("revocation", True,
                "ASK/ASVK checked against the ARK's CRL" if revocation == "checked"
@@ -550,7 +612,7 @@ def _checks(chain: _Chain, chip_note: str, revocation: str) -> tuple[Reason, ...
     )
 
 
-def _collateral(chain: _Chain, crls: list[x509.CertificateRevocationList]) -> dict[str, Any]:
+def _collateral(chain: _Chain, crls: list[_Crl]) -> dict[str, Any]:
     def describe(cert: _Cert, source: str) -> dict[str, str]:
         return {"source": source, "subject": cert.name, "sha256": cert.fingerprint,
                 "not_after": cert.not_after.isoformat()}
@@ -562,6 +624,6 @@ def _collateral(chain: _Chain, crls: list[x509.CertificateRevocationList]) -> di
         chain.kind: describe(chain.leaf.cert, chain.leaf.source),
     }
     if crls:
-        collateral["crl"] = [{"source": "configured", "issuer": crl.issuer.rfc4514_string(),
-                              "next_update": str(crl.next_update_utc)} for crl in crls]
+        collateral["crl"] = [{"source": "configured", "issuer": crl.issuer_rfc4514,
+                              "next_update": str(crl.next_update)} for crl in crls]
     return collateral

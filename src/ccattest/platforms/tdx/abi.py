@@ -8,6 +8,7 @@ raise only MalformedEvidence; `to_bytes` of a parsed record gives back the same 
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -77,21 +78,30 @@ def _as_bytes(data: object, what: str) -> bytes:
     return bytes(data)
 
 
+@functools.cache  # a handful of module-level layouts
 def _struct(layout: Layout) -> struct.Struct:
     return struct.Struct("<" + "".join(code for _, code in layout))
+
+
+@functools.cache
+def _fields(layout: Layout) -> tuple[tuple[str | None, int], ...]:
+    """(name, offset) of each field: the offsets are only needed to name a bad reserved byte."""
+    offsets, offset = [], 0
+    for name, code in layout:
+        offsets.append((name, offset))
+        offset += struct.calcsize("<" + code)
+    return tuple(offsets)
 
 
 def _named(layout: Layout, values: Sequence[Any], what: str) -> dict[str, Any]:
     """Field values by name; reserved ranges must be zero."""
     named: dict[str, Any] = {}
-    offset = 0
-    for (name, code), value in zip(layout, values, strict=True):
+    for (name, offset), value in zip(_fields(layout), values, strict=True):
         if name is not None:
             named[name] = value
         elif any(value):
             raise MalformedEvidence(f"{what}: reserved bytes at {offset:#x} are not zero",
                                     expected="zero", found=value.hex())
-        offset += struct.calcsize("<" + code)
     return named
 
 
@@ -282,6 +292,14 @@ def parse_qe_certification(data: bytes) -> QeCertification:
     return QeCertification(report, signature, auth_data, kind, certification)
 
 
+@functools.lru_cache(maxsize=256)
+def _qe_certification(data: bytes) -> QeCertification:
+    """Every quote of one platform carries the same QE certification data (QE report, its
+    signature, the PCK chain): parsed once per exact bytes. The record is immutable; a parse
+    error raises and is not cached."""
+    return parse_qe_certification(data)
+
+
 # --- the quote ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -365,7 +383,7 @@ def _with_signature_data(header: QuoteHeader, body: TdQuoteBody, data: bytes,
     certification = reader.take(reader.u32("certification data size"), "certification data")
     reader.finish("quote signature data")
     if kind == CERT_QE_REPORT:
-        return Quote(header, body, signature, key, kind, parse_qe_certification(certification),
+        return Quote(header, body, signature, key, kind, _qe_certification(certification),
                      trailing=trailing)
     return Quote(header, body, signature, key, kind, None, certification, trailing)
 

@@ -31,6 +31,7 @@ from . import PCS_URL, PLATFORM
 from .abi import (
     CERT_PCK_CHAIN,
     INTEL_QE_VENDOR_ID,
+    EnclaveReport,
     QeCertification,
     Quote,
     decode_td_attributes,
@@ -253,13 +254,14 @@ def _qe_of(quote: Quote) -> QeCertification:
 
 
 @functools.lru_cache(maxsize=1024)
-def _qe_report_signed(pck_der: bytes, report: bytes, signature: bytes) -> bool:
-    # One QE report serves every quote of its attestation key: worth caching.
-    return _ecdsa_valid(_cert(pck_der).public_key, signature, report)
+def _qe_report_signed(pck_der: bytes, report: EnclaveReport, signature: bytes) -> bool:
+    # One QE report serves every quote of its attestation key: worth caching. The key is the
+    # report's every field (to_bytes() gives back the exact bytes it was parsed from).
+    return _ecdsa_valid(_cert(pck_der).public_key, signature, report.to_bytes())
 
 
 def _check_qe_report(quote: Quote, qe: QeCertification, pck: _Pck) -> None:
-    if not _qe_report_signed(pck.leaf.der, qe.report.to_bytes(), qe.report_signature):
+    if not _qe_report_signed(pck.leaf.der, qe.report, qe.report_signature):
         raise VerificationFailed("QE report signature does not verify with the PCK key",
                                  found=f"PCK {pck.leaf.fingerprint[:16]}...")
     expected = hashlib.sha256(quote.attestation_key + qe.auth_data).digest() + bytes(32)
@@ -302,8 +304,12 @@ def _crl(data: bytes, what: str) -> _Crl:
                 crl.last_update_utc, crl.next_update_utc)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Parsed:
+    """One per distinct collateral (its parse is cached by the collateral's exact bytes), so
+    it compares by identity: the caches below key on it at the cost of a pointer, and hold it
+    while they do (a later parse of the same bytes is a new key, never a stale one)."""
+
     source: str
     tcb_info: TcbInfo
     tcb_signer: tuple[_Cert, ...]  # the issuer chain as given
@@ -325,6 +331,13 @@ def _parse_collateral(collateral: TdxCollateral) -> _Parsed:
         pck_crl=_crl(collateral.pck_crl, "PCK CRL"),
         root_crl=_crl(collateral.root_ca_crl, "root CA CRL"),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _endorsed_collateral(data: bytes) -> TdxCollateral:
+    """The dcap-qvl JSON a peer attaches, decoded once per exact bytes (a peer sends the same
+    collateral with every quote until Intel issues new)."""
+    return collateral_from_json(data, source="evidence:collateral")
 
 
 class _Expiry:
@@ -366,11 +379,10 @@ def _check_signed(signer: _Cert, body: bytes, signature: bytes, what: str) -> No
                                  hint="the body must be the exact bytes Intel served")
 
 
-def _check_crl(crl: _Crl, issuer: _Cert, what: str, revocable: Iterable[_Cert],
-               expiry: _Expiry) -> None:
+def _check_crl(crl: _Crl, issuer: _Cert, what: str, revocable: Iterable[_Cert]) -> None:
+    """Signature and revocation; its validity window is checked per call (_Expiry)."""
     if not _crl_signed_by(crl.der, issuer.der):
         raise VerificationFailed(f"{what} is not signed by {issuer.name}", found=crl.issuer)
-    expiry.check(what, crl.last_update, crl.next_update)
     for cert in revocable:
         serial = cert.certificate.serial_number
         if crl.crl.get_revoked_certificate_by_serial_number(serial) is not None:
@@ -378,11 +390,21 @@ def _check_crl(crl: _Crl, issuer: _Cert, what: str, revocable: Iterable[_Cert],
                                      found=f"serial {serial:#x}")
 
 
-def _check_collateral(parsed: _Parsed, pck: _Pck, root: _Cert, at: datetime) -> _Expiry:
-    """Every collateral signature and revocation; returns what has expired at `at` and when
-    each item ends."""
-    expiry = _Expiry(at)
+# (what, start of validity, end of validity, the end's name): checked against `at` per call.
+_Window = tuple[str, datetime, datetime | None, str]
+
+
+@functools.lru_cache(maxsize=256)
+def _collateral_windows(parsed: _Parsed, leaf_der: bytes, ca_der: bytes,
+                        root_der: bytes) -> tuple[_Window, ...]:
+    """What in the collateral does not depend on the time, for one PCK chain: signers lead to
+    the root, signatures verify, CRLs are signed and revoke none of the chain, TCB Info is for
+    this platform. Raises on any failure (an exception is never cached); returns the validity
+    windows, which every call checks against its own `at`."""
+    pck = _Pck(_cert(leaf_der), _extensions(leaf_der), _cert(ca_der))
+    root = _cert(root_der)
     info, identity = parsed.tcb_info, parsed.qe_identity
+    windows: list[_Window] = []
     signers = []
     for chain, signed, what, start, end in (
         (parsed.tcb_signer, info.signed, "TCB Info", info.issue_date, info.next_update),
@@ -391,13 +413,26 @@ def _check_collateral(parsed: _Parsed, pck: _Pck, root: _Cert, at: datetime) -> 
     ):
         signer = _signer(chain, root, what)
         _check_signed(signer, signed.body, signed.signature, what)
-        expiry.check(what, start, end)
-        expiry.check(f"{what} signing certificate", signer.not_before, signer.not_after,
-                     end_name="notAfter")
+        windows.append((what, start, end, "nextUpdate"))
+        windows.append((f"{what} signing certificate", signer.not_before, signer.not_after,
+                        "notAfter"))
         signers.append(signer)
-    _check_crl(parsed.root_crl, root, "root CA CRL", (pck.ca, *signers), expiry)
-    _check_crl(parsed.pck_crl, pck.ca, "PCK CRL", (pck.leaf,), expiry)
+    for crl, issuer, what, revocable in (
+            (parsed.root_crl, root, "root CA CRL", (pck.ca, *signers)),
+            (parsed.pck_crl, pck.ca, "PCK CRL", (pck.leaf,))):
+        _check_crl(crl, issuer, what, revocable)
+        windows.append((what, crl.last_update, crl.next_update, "nextUpdate"))
     _check_platform(info, pck)
+    return tuple(windows)
+
+
+def _check_collateral(parsed: _Parsed, pck: _Pck, root: _Cert, at: datetime) -> _Expiry:
+    """Every collateral signature and revocation; returns what has expired at `at` and when
+    each item ends."""
+    expiry = _Expiry(at)
+    for what, start, end, end_name in _collateral_windows(parsed, pck.leaf.der, pck.ca.der,
+                                                          root.der):
+        expiry.check(what, start, end, end_name=end_name)
     return expiry
 
 
@@ -494,8 +529,7 @@ class TdxVerifier:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise MalformedEvidence("the collateral endorsement must be bytes",
                                     found=type(data).__name__)
-        return _parse_collateral(collateral_from_json(bytes(data),
-                                                      source="evidence:collateral"))
+        return _parse_collateral(_endorsed_collateral(bytes(data)))
 
     def _appraise_collateral(self, parsed: _Parsed, quote: Quote, qe: QeCertification,
                              pck: _Pck, at: datetime) -> _Outcome:
@@ -503,15 +537,40 @@ class TdxVerifier:
         if expiry.expired and not self.allow_expired_collateral:
             raise VerificationFailed("TDX collateral has expired at the verification time",
                                      found="; ".join(expiry.expired), hint=_pcs_hint(pck))
-        tcb = match_tcb(parsed.tcb_info, pck.extensions.sgx_svns, pck.extensions.pce_svn,
-                        quote.body)
+        body = quote.body
+        tcb, qe_verdict = _tcb_outcome(parsed, pck.leaf.der, body.tee_tcb_svn,
+                                       body.mr_signer_seam, body.seam_attributes, qe.report)
         valid_until, source = earliest((
             *expiry.ends,
             ("PCK certificate notAfter", pck.leaf.not_after),
             (f"{pck.ca.name} notAfter", pck.ca.not_after),
             (f"{self.root.name} notAfter", self.root.not_after)))
-        return _Outcome(tcb, match_qe(parsed.qe_identity, qe.report), expiry.expired,
-                        valid_until, source)
+        return _Outcome(tcb, qe_verdict, expiry.expired, valid_until, source)
+
+
+@dataclass(frozen=True)
+class _TcbFields:
+    """The only fields of the quote body that TCB matching reads (tcb.match_tcb): the cache
+    below keys on exactly these bytes. A field match_tcb starts reading and this lacks fails
+    loudly (AttributeError), never silently."""
+
+    tee_tcb_svn: bytes
+    mr_signer_seam: bytes
+    seam_attributes: bytes
+
+
+@functools.lru_cache(maxsize=256)  # each entry holds its collateral's parse
+def _tcb_outcome(parsed: _Parsed, pck_der: bytes, tee_tcb_svn: bytes, mr_signer_seam: bytes,
+                 seam_attributes: bytes, qe_report: EnclaveReport
+                 ) -> tuple[TcbResult, Verdict | None]:
+    """TCB level and QE Identity matching: pure functions of the collateral, the PCK's SVNs
+    and these bytes, identical for every quote of one TD's platform. Failures raise (and are
+    not cached)."""
+    extensions = _extensions(pck_der)
+    body = _TcbFields(tee_tcb_svn, mr_signer_seam, seam_attributes)
+    tcb = match_tcb(parsed.tcb_info, extensions.sgx_svns, extensions.pce_svn,
+                    body)  # type: ignore[arg-type]
+    return tcb, match_qe(parsed.qe_identity, qe_report)
 
 
 # --- output -------------------------------------------------------------------------------------
