@@ -349,3 +349,21 @@ def test_warming_tallies_every_record_and_survives_a_broken_one(prod: Path) -> N
     assert server is not None
     tally = federation._cache.tallies[server.path]  # what warm() filled
     assert tally.read == 3
+
+
+def test_a_site_history_pages_back_from_the_end_of_the_record(
+        prod: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ccattest.console import detail
+    from ccattest.timeutil import utcnow
+
+    append(prod, *[Entry("verdict", "server", AT + timedelta(hours=i + 1),
+                         {"peer": "site-1" if i % 3 == 0 else "other", "status": "warning",
+                          "results": []}) for i in range(30)])
+    monkeypatch.setattr(detail, "PAGE", 4)
+    monkeypatch.setattr(detail, "HISTORY", 5)
+    site = detail.site_detail(Federation.find(prod), "site-1", now=utcnow())
+    indices = [h["at"] for h in site["history"]]
+    assert len(indices) == 5 and indices == sorted(indices, reverse=True)
+    monkeypatch.setattr(detail, "HISTORY", 50)
+    everything = detail.site_detail(Federation.find(prod), "site-1", now=utcnow())
+    assert len(everything["history"]) == 11  # 10 appended and the fixture's one

@@ -11,13 +11,13 @@ from typing import Any
 
 from ..errors import CCAttestError, ConfigError
 from ..nvflare.kits import Kit
-from ..nvflare.status import read_status
-from ..record.entry import decode
 from ..record.receipt import verify_receipt
 from ..timeutil import parse_instant
+from .tally import entry_data
 from .views import Federation
 
 HISTORY = 50  # verdicts shown on a site's page, newest first
+PAGE = 500
 
 
 class NotFound(ConfigError):
@@ -44,30 +44,29 @@ def _judge(federation: Federation, name: str, by: str | None) -> str | None:
 
 
 def _verdicts(federation: Federation, judge: str, name: str) -> list[dict[str, Any]]:
-    """The judge's verdicts about `name`, newest first (verdicts are recorded on change,
-    so a site's whole history is short even in a long record)."""
+    """The judge's newest verdicts about `name`, newest first, read a page at a time from
+    the end of the record (verdicts are recorded on change: a site's history is short)."""
     kit = federation.kit(judge)
     if kit is None:
         raise NotFound(f"no site {judge!r} in this federation to read verdicts from")
+    found: list[dict[str, Any]] = []
     with federation.record(kit) as store:
-        stored = store.entries(kind="verdict") if store is not None else []
-    found = []
-    for entry in reversed(stored):
-        try:
-            data = decode(entry.body).data
-        except CCAttestError:
-            continue  # unreadable: `ccattest audit verify` says why
-        if isinstance(data, dict) and data.get("peer") == name:
-            found.append({"index": entry.index, "at": entry.at.isoformat(), "data": data})
-            if len(found) == HISTORY:
-                break
-    return found
+        end = store.size() if store is not None else 0
+        while store is not None and end > 0 and len(found) < HISTORY:
+            page = store.entries(0, end, kind="verdict", limit=PAGE, newest_first=True)
+            for entry in page:
+                data = entry_data(entry.body)  # None when unreadable: audit verify says why
+                if isinstance(data, dict) and data.get("peer") == name:
+                    found.append({"index": entry.index, "at": entry.at.isoformat(),
+                                  "data": data})
+            end = page[-1].index if len(page) == PAGE else 0
+    return found[:HISTORY]
 
 
 def _collateral(federation: Federation, kit: Kit, now: datetime) -> list[dict[str, Any]]:
     """What the site's verifier holds and until when (its status file's telemetry),
     soonest to expire first."""
-    telemetry = (read_status(kit).data or {}).get("telemetry")
+    telemetry = (federation.status(kit).data or {}).get("telemetry")
     items = telemetry.get("collateral_expiry") if isinstance(telemetry, dict) else None
     shown = []
     for item in items if isinstance(items, list) else []:

@@ -22,7 +22,6 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from ..nvflare.status import read_status
 from .views import Federation
 
 
@@ -76,7 +75,7 @@ class TelemetryCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         families, now = _Families(), self.clock()
         for kit in self.federation.kits:
-            telemetry = (read_status(kit).data or {}).get("telemetry")
+            telemetry = (self.federation.status(kit).data or {}).get("telemetry")
             if isinstance(telemetry, Mapping):
                 families.add_site(kit.name, telemetry, now)
         yield from families.all()

@@ -76,6 +76,10 @@ class Federation:
         self._cache.view = (key, view)
         return view
 
+    def status(self, kit: Kit) -> SiteStatus:
+        """One kit's status file, parsed once while it does not change."""
+        return self._status(kit)[1]
+
     def _status(self, kit: Kit) -> tuple[Any, SiteStatus]:
         """A kit's status, parsed again only when its file's (inode, mtime, size) changed
         (CCManager replaces the file whole: a new inode at every write)."""

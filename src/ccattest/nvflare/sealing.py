@@ -279,21 +279,22 @@ class SealFilter(Filter):
         return DXO(dxo.data_kind, data, meta).update_shareable(shareable)
 
 
-def _dumps(data: Any) -> bytes:
-    from nvflare.app_common.decomposers import common_decomposers
-    from nvflare.fuel.utils import fobs
-
-    common_decomposers.register()  # numpy arrays and NVFlare's own types
-    return fobs.dumps(data)
-
-
-def _loads(data: bytes | bytearray) -> Any:
+def _fobs() -> Any:
+    """NVFlare's serialiser, with the decomposers for numpy arrays and NVFlare's types."""
     from nvflare.app_common.decomposers import common_decomposers
     from nvflare.fuel.utils import fobs
 
     common_decomposers.register()
+    return fobs
+
+
+def _dumps(data: Any) -> bytes:
+    return _fobs().dumps(data)
+
+
+def _loads(data: bytes | bytearray) -> Any:
     try:
-        return fobs.loads(bytes(data))
+        return _fobs().loads(bytes(data))
     except Exception as exc:  # FOBS raises what its decomposers raise
         raise MalformedEvidence("an opened payload does not deserialise",
                                 found=type(exc).__name__) from None
