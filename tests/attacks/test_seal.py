@@ -37,7 +37,9 @@ class _Guest:
              "waits for the model",
         stopped_by="the genuine TEE binds its own in-memory sealing key into report_data; "
                    "the relayer must present that key (any other breaks the binding), so "
-                   "models are sealed to a key only the TEE's process holds")
+                   "models are sealed to a key only the TEE's process holds (on real NVFlare: "
+                   "tests/e2e/test_sealing.py::"
+                   "test_a_relayer_passes_attestation_but_cannot_open_the_model)")
 def test_a_relayer_passes_attestation_but_cannot_open_the_model(milan) -> None:
     roster = Roster([SiteSpec("server", platforms=("snp",)),
                      SiteSpec("site-2", platforms=("snp",))])

@@ -5,8 +5,13 @@ site excluded mid-job is sent nothing sealed after its exclusion."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -14,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ccattest.nvflare.kits import PRIVACY_FILE, SEAL_SCOPE
+from ccattest.nvflare.kits import PRIVACY_FILE, RESOURCES_FILE, SEAL_SCOPE
 from ccattest.nvflare.poc import PocFederation, wait_for, write_numpy_job
 from ccattest.seal.envelope import MAGIC
+from ccattest.testing.relayed_tee import KEY_ID_FILE, RELAYER_KEY_FILE, ask_tee
 from ccattest.testing.wire_probe import PROBE_FILE
 from tests.e2e.test_poc import _registered, _rounds, _tamper
 
@@ -25,11 +31,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROUNDS = 2
 
 
-def _job(poc: PocFederation, folder: Path, *, rounds: int = ROUNDS, wait: bool = True
-         ) -> tuple[str, str]:
+def _job(poc: PocFederation, folder: Path, *, rounds: int = ROUNDS, wait: bool = True,
+         min_clients: int = 2) -> tuple[str, str]:
     session = poc.session()
     try:
-        job = session.submit_job(str(write_numpy_job(folder, rounds=rounds, min_clients=2)))
+        job = session.submit_job(str(write_numpy_job(folder, rounds=rounds,
+                                                     min_clients=min_clients)))
         if not wait:
             return job, "SUBMITTED"
         return job, session.wait_for_job(job, timeout=180, poll_interval=0.5)["status"]
@@ -65,21 +72,24 @@ def _aggregate(poc: PocFederation, job: str) -> np.ndarray:
         return np.load(io.BytesIO(run.read(name)), allow_pickle=False)
 
 
-def _recorded_refusals(poc: PocFederation) -> list[dict]:
-    """The server's record: each seal refusal is an action entry, once per peer and why."""
+def _server_entries(poc: PocFederation, kind: str) -> list[dict]:
     from ccattest.record.entry import decode
     from ccattest.record.store import RecordStore
 
     path = poc.prod / "server" / "local" / "cc" / "record.sqlite3"
     with RecordStore.open(path, origin=None, create=False) as store:
-        actions = [decode(e.body).data for e in store.entries(kind="action")]
-    return [a for a in actions if a.get("action") == "seal_refused"]
+        return [decode(e.body).data for e in store.entries(kind=kind)]
 
 
-def _with_probe(poc: PocFederation) -> None:
+def _recorded_refusals(poc: PocFederation) -> list[dict]:
+    """The server's record: each seal refusal is an action entry, once per peer and why."""
+    return [a for a in _server_entries(poc, "action") if a.get("action") == "seal_refused"]
+
+
+def _with_probe(poc: PocFederation, *, keep: bool = False) -> None:
     """The wire probe as a site-level filter after ours in every site's privacy.json (a
     job's own filters are refused: not in NVFlare's component allow list)."""
-    probe = {"path": "ccattest.testing.wire_probe.WireProbe", "args": {}}
+    probe = {"path": "ccattest.testing.wire_probe.WireProbe", "args": {"keep": keep}}
     for site in ("server", *poc.clients):
         path = poc.prod / site / "local" / PRIVACY_FILE
         data = json.loads(path.read_text()) if path.is_file() else {
@@ -180,3 +190,92 @@ def test_a_site_excluded_mid_job_is_sent_nothing_sealed_after(tmp_path: Path) ->
         assert poc.alive("server") and poc.alive("site-1")
     finally:
         poc.stop()
+
+
+def _relay_through_tee(poc: PocFederation, site: str, folder: Path) -> subprocess.Popen:
+    """`site`'s kit becomes a stolen kit on a machine without the TEE: its attestation key
+    moves into a TEE process (ccattest inside a genuine TEE), and its CC manager becomes the
+    relayer that forwards every challenge there (testing/relayed_tee.py)."""
+    cc = poc.prod / site / "local" / "cc"
+    shutil.copytree(cc, folder / "cc")
+    (cc / "keys" / "site.key.pem").unlink()  # the one thing the stolen kit lacks
+    resources = poc.prod / site / "local" / RESOURCES_FILE
+    data = json.loads(resources.read_text())
+    (component,) = data["components"]
+    component.update(path="ccattest.testing.relayed_tee.RelayingCCManager",
+                     args={**component["args"], "tee_socket": str(folder / "tee.sock")})
+    resources.write_text(json.dumps(data))
+    with (poc.workspace / "logs" / "tee.log").open("ab") as log:
+        tee = subprocess.Popen(
+            [sys.executable, "-m", "ccattest.testing.relayed_tee",
+             str(folder / "cc" / "cc_config.yaml"), str(folder / "tee.sock")],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_for(lambda: (folder / KEY_ID_FILE).is_file() or tee.poll() is not None, 60,
+             "the TEE process to serve")
+    assert tee.poll() is None, (poc.workspace / "logs" / "tee.log").read_text()
+    return tee
+
+
+def _kept_payloads(poc: PocFederation, job: str, peer: str) -> list[tuple[dict, bytes]]:
+    """The sealed payloads the server's probe kept for `peer`, with their probe lines."""
+    with _server_run(poc, job) as run:
+        names = {name.rsplit("/", 1)[-1]: name for name in run.namelist()}
+        return [(line, run.read(names[line["file"]])) for line in _probe(poc, "server", job)
+                if line["peer"] == peer]
+
+
+def test_a_relayer_passes_attestation_but_cannot_open_the_model(tmp_path: Path) -> None:
+    """Issue 14's relay on real NVFlare: site-2's startup kit, stolen onto a machine
+    without the TEE, relays every challenge to ccattest in a genuine TEE fed site-2's name.
+    Attestation cannot tell (the TEE is genuine); the model is sealed to the TEE's key, which
+    the relayer's process cannot open and the TEE can."""
+    poc = PocFederation(tmp_path / "poc")
+    poc.prepare()
+    folder = Path(tempfile.mkdtemp(prefix="cctee-"))  # short: a Unix socket's path
+    (poc.workspace / "logs").mkdir(parents=True, exist_ok=True)
+    tee = None
+    try:
+        poc.configure(seal="on")
+        _with_probe(poc, keep=True)
+        tee = _relay_through_tee(poc, "site-2", folder)
+        poc.start()
+        _registered(poc, "site-1", "site-2")
+        _rounds(poc, 1)
+        tee_key = (folder / KEY_ID_FILE).read_text()
+        relayer_key = (poc.prod / "site-2" / "local" / "cc" / RELAYER_KEY_FILE).read_text()
+        assert tee_key != relayer_key
+        # Attestation passed, at registration and in the round, binding the TEE's key.
+        assert "site-2" not in poc.status("server").get("excluded", {})
+        bound = {v["seal_key"]["id"] for v in _server_entries(poc, "verdict")
+                 if v.get("peer") == "site-2" and v.get("affirming")}
+        assert bound == {tee_key}, bound
+
+        job, status = _job(poc, tmp_path / "jobs", rounds=1, min_clients=2)
+        # site-2's process cannot open its task data; NVFlare takes a task data filter's
+        # failure as fatal and ends the run: closed, with the reason in the server's log.
+        job_log = next((poc.prod / "site-2").glob(f"{job}/log.txt")).read_text()
+        assert "SealedPayloadInvalid: a sealed payload is for another key" in job_log
+        server_log = (poc.workspace / "logs" / "server.log").read_text()
+        assert "Result from site-2 is bad, error code: TASK_DATA_FILTER_ERROR" in server_log
+        assert status == "FINISHED:EXECUTION_EXCEPTION", status
+        assert _probe(poc, "site-2", job) == []  # it never had a model to train on or send
+        kept = _kept_payloads(poc, job, "site-2")
+        assert kept, "the server sealed nothing for site-2"
+        # The payload sealed "to site-2" opens inside the TEE, not in site-2's process.
+        from ccattest.nvflare.sealing import _loads
+
+        line, payload = kept[0]
+        context = {"job": job, "task": line["task"], "round": line["round"],
+                   "sender": "server", "recipient": "site-2"}
+        plain = ask_tee(folder / "tee.sock", {"op": "open", "context": context,
+                                               "payload": base64.b64encode(payload).decode()})
+        model = _loads(base64.b64decode(plain["plain"]))
+        assert any(isinstance(v, np.ndarray) for v in model.values()), model
+        assert poc.alive("server") and poc.alive("site-1")
+        assert "site-1" not in poc.status("server").get("excluded", {})
+    finally:
+        poc.stop()
+        if tee is not None:
+            tee.kill()
+            tee.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)

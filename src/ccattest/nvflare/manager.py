@@ -81,7 +81,7 @@ class CCManager(FLComponent):
         self.engine = fl_ctx.get_engine()
         self.is_server = hasattr(self.engine, "get_clients")
         self.telemetry = Telemetry()  # its snapshot goes into status.json for /metrics
-        self.agent = build_agent(self.config, base, self.telemetry)
+        self.agent = self._build_agent(self.config, base)
         self.trust = TrustBook(self.config.site)
         self.record = open_site_record(
             self.config, base, self.agent, server=SERVER, is_server=self.is_server,
@@ -125,6 +125,10 @@ class CCManager(FLComponent):
         log.info("ccattest: %s ready (%s, CC %s)", self.config.site,
                  "server" if self.is_server else "client",
                  "enabled" if self.agent.cc_enabled else "disabled")
+
+    def _build_agent(self, config: Any, base: Path) -> Any:
+        # A seam for the test harness: testing/relayed_tee.py's hostile manager relays.
+        return build_agent(config, base, self.telemetry)
 
     # --- dispatch ------------------------------------------------------------------------
     def handle_event(self, event_type: str, fl_ctx: FLContext) -> None:
