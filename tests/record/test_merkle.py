@@ -14,7 +14,10 @@ from ccattest.record.merkle import (
     EMPTY_ROOT,
     MAX_SIZE,
     CompactTree,
+    TiledLeaves,
+    consistency_path,
     consistency_proof,
+    inclusion_path,
     inclusion_proof,
     leaf_hash,
     node_hash,
@@ -276,3 +279,50 @@ def test_huge_trees_fail_cleanly():
     assert 0 < len(proof) <= 65
     with pytest.raises(VerificationFailed, match=r"different (old|new) tree hash"):
         verify_consistency(MAX_SIZE // 3, MAX_SIZE, H, H, proof)
+
+
+# -- TiledLeaves: proofs from tile hashes and fetched leaves, equal to the leaves' own
+
+def _leaf(n: int) -> bytes:
+    return leaf_hash(n.to_bytes(4, "big"))
+
+
+def _tiled(leaves: list[bytes]) -> tuple[TiledLeaves, list[tuple[int, int]]]:
+    fetched: list[tuple[int, int]] = []
+
+    def fetch(lo: int, hi: int) -> list[bytes]:
+        fetched.append((lo, hi))
+        return leaves[lo:hi]
+
+    return TiledLeaves.of(leaves, fetch), fetched
+
+
+@pytest.mark.parametrize("size", [1, 2, 255, 256, 257, 511, 512, 513, 1000, 1280, 2049])
+def test_tiled_proofs_equal_the_leaves_proofs(size: int) -> None:
+    leaves = [_leaf(n) for n in range(size)]
+    tiled, fetched = _tiled(leaves)
+    assert tiled.size == size
+    for index in sorted({0, size // 3, size - 1, max(0, size - 257)}):
+        assert inclusion_path(index, size, tiled.subtree) == inclusion_proof(index, leaves)
+    for old in sorted({1, size // 2, max(1, size - 1), 256, 300} - {0}):
+        if old <= size:
+            assert (consistency_path(old, size, tiled.subtree)
+                    == consistency_proof(old, leaves))
+    assert all(hi - lo <= TiledLeaves.TILE for lo, hi in fetched)  # never the whole log
+
+
+@given(st.integers(1, 3000), st.data())
+def test_tiled_proofs_match_for_any_size(size: int, data: st.DataObject) -> None:
+    leaves = [_leaf(n) for n in range(size)]
+    tiled, _ = _tiled(leaves)
+    index = data.draw(st.integers(0, size - 1))
+    old = data.draw(st.integers(1, size))
+    assert inclusion_path(index, size, tiled.subtree) == inclusion_proof(index, leaves)
+    assert consistency_path(old, size, tiled.subtree) == consistency_proof(old, leaves)
+
+
+def test_tiled_leaves_refuse_a_store_that_returns_too_few() -> None:
+    leaves = [_leaf(n) for n in range(600)]
+    tiled = TiledLeaves.of(leaves, lambda lo, hi: leaves[lo:hi - 1])
+    with pytest.raises(VerificationFailed, match="wrong number of leaf hashes"):
+        inclusion_path(3, 600, tiled.subtree)

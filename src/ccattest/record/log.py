@@ -1,8 +1,9 @@
 """One site's log: entries, tree and signed checkpoints (record/audit.py checks them).
 
 `SiteLog` is the writer: each entry goes to the store, its leaf hash into an in-memory
-CompactTree (O(log n) per append) and a list of leaf hashes (32 bytes an entry, for the
-consistency proofs its witnesses ask for), and every `checkpoint_every` entries the site
+CompactTree (O(log n) per append) and TiledLeaves (one hash per 256 entries, for the proofs
+its witnesses ask for; older leaves are read back from the store), and every
+`checkpoint_every` entries the site
 signs a checkpoint of the tree (c2sp.org/tlog-checkpoint) with its log key. One process
 writes a site's log; the tree is rebuilt from the stored leaf hashes when it opens.
 """
@@ -31,8 +32,9 @@ class SiteLog:
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
         self.store, self.signer, self.checkpoint_every = store, signer, checkpoint_every
-        self.leaves = store.leaf_hashes()
-        self.tree = merkle.CompactTree.of(self.leaves)
+        leaves = store.leaf_hashes()
+        self.tree = merkle.CompactTree.of(leaves)
+        self.leaves = merkle.TiledLeaves.of(leaves, store.leaf_hashes)
         self.lock = threading.RLock()  # rounds, registrations and jobs append from threads
         latest = store.latest_checkpoint()
         self.latest: bytes | None = None if latest is None else latest.note.encode("utf-8")
@@ -78,11 +80,16 @@ class SiteLog:
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         with self.lock:
-            return merkle.inclusion_proof(index, self.leaves[:size])
+            return merkle.inclusion_path(index, self._within(size), self.leaves.subtree)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         with self.lock:
-            return merkle.consistency_proof(old_size, self.leaves[:new_size])
+            return merkle.consistency_path(old_size, self._within(new_size),
+                                           self.leaves.subtree)
+
+    def _within(self, size: int) -> int:
+        # As the slice it replaces: a size beyond the log proves about the whole log.
+        return min(merkle._check_number(size, "tree size"), self.leaves.size)
 
 
 def locate(path: Path | str) -> str:

@@ -17,13 +17,14 @@ words errors.failed_check reads as certificate-chain failures ("root", "chain").
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ..errors import MalformedEvidence, VerificationFailed
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # MTH({}) = SHA-256()
 MAX_SIZE = 2**64 - 1  # tree sizes and indices are uint64 in checkpoints and RFC 9162
+RangeRoot = Callable[[int, int], bytes]  # (lo, hi) -> MTH(D[lo:hi]), for one node of the tree
 
 
 def leaf_hash(entry: bytes) -> bytes:
@@ -117,20 +118,25 @@ def _inclusion_sides(index: int, size: int) -> list[bool]:
 def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
     """PATH(index, D[n]) (2.1.3.1) over n = len(leaves) leaf hashes, nearest sibling first."""
     size = _check_number(len(leaves), "tree size")
+    _check_leaves(leaves)
+    return inclusion_path(index, size, lambda lo, hi: _range_root(leaves, lo, hi))
+
+
+def inclusion_path(index: int, size: int, subtree: RangeRoot) -> list[bytes]:
+    """PATH(index, D[size]) with MTH(D[lo:hi]) from `subtree` (the RFC tree's nodes only)."""
     index = _check_number(index, "leaf index")
     if index >= size:
         raise VerificationFailed("leaf index is outside the tree", expected=f"below {size}",
                                  found=index)
-    _check_leaves(leaves)
     proof = []
     lo, hi = 0, size
     while hi - lo > 1:
         k = lo + split_point(hi - lo)
         if index < k:
-            proof.append(_range_root(leaves, k, hi))
+            proof.append(subtree(k, hi))
             hi = k
         else:
-            proof.append(_range_root(leaves, lo, k))
+            proof.append(subtree(lo, k))
             lo = k
     proof.reverse()  # collected top down; PATH lists the leaf's sibling first
     return proof
@@ -198,20 +204,26 @@ def _check_sizes(old_size: object, new_size: object) -> tuple[int, int]:
 def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
     """PROOF(m, D[n]) (2.1.4.1) from the tree of old_size leaves to n = len(leaves):
     empty when the sizes are equal."""
-    old, size = _check_sizes(old_size, len(leaves))
+    _check_sizes(old_size, len(leaves))
     _check_leaves(leaves)
+    return consistency_path(old_size, len(leaves), lambda lo, hi: _range_root(leaves, lo, hi))
+
+
+def consistency_path(old_size: int, size: int, subtree: RangeRoot) -> list[bytes]:
+    """PROOF(old_size, D[size]) with MTH(D[lo:hi]) from `subtree`."""
+    old, size = _check_sizes(old_size, size)
     proof = []
     lo, hi, whole = 0, size, True
     while old != hi - lo:
         k = split_point(hi - lo)
         if old <= k:
-            proof.append(_range_root(leaves, lo + k, hi))
+            proof.append(subtree(lo + k, hi))
             hi = lo + k
         else:
-            proof.append(_range_root(leaves, lo, lo + k))
+            proof.append(subtree(lo, lo + k))
             lo, old, whole = lo + k, old - k, False
     if not whole:
-        proof.append(_range_root(leaves, lo, hi))  # the subtree both trees share
+        proof.append(subtree(lo, hi))  # the subtree both trees share
     proof.reverse()
     return proof
 
@@ -320,3 +332,57 @@ class CompactTree:
         for left in reversed(self._hashes[:-1]):
             node = node_hash(left, node)
         return node
+
+
+class TiledLeaves:
+    """The leaf hashes a log's writer needs for proofs without holding them all: the hash of
+    every complete tile of TILE leaves (aligned perfect subtrees), the leaves of the last,
+    unfinished tile, and `fetch(lo, hi)` for the leaves of finished tiles (the store). A
+    proof then costs O(n / TILE) hashes and at most two tiles read, and memory grows by one
+    hash a tile instead of one a leaf: flat for a site that runs for months."""
+
+    TILE = 256
+
+    def __init__(self, fetch: Callable[[int, int], list[bytes]]) -> None:
+        self._fetch = fetch
+        self._tiles: list[bytes] = []
+        self._tail: list[bytes] = []
+
+    @classmethod
+    def of(cls, leaves: Iterable[bytes], fetch: Callable[[int, int], list[bytes]]
+           ) -> TiledLeaves:
+        tiled = cls(fetch)
+        for leaf in leaves:
+            tiled.append(leaf)
+        return tiled
+
+    @property
+    def size(self) -> int:
+        return len(self._tiles) * self.TILE + len(self._tail)
+
+    def append(self, leaf: bytes) -> None:
+        self._tail.append(_check_hash(leaf, "leaf hash"))
+        if len(self._tail) == self.TILE:
+            self._tiles.append(_range_root(self._tail, 0, self.TILE))
+            self._tail = []
+
+    def subtree(self, lo: int, hi: int) -> bytes:
+        """MTH(D[lo:hi]) for a node of the RFC tree (lo is a multiple of the largest power
+        of two not above hi - lo, as every node's is)."""
+        if hi - lo == self.TILE and lo % self.TILE == 0 and lo // self.TILE < len(self._tiles):
+            return self._tiles[lo // self.TILE]
+        if hi - lo > self.TILE:
+            k = lo + split_point(hi - lo)
+            return node_hash(self.subtree(lo, k), self.subtree(k, hi))
+        leaves = self._leaves(lo, hi)
+        return _range_root(leaves, 0, len(leaves))
+
+    def _leaves(self, lo: int, hi: int) -> list[bytes]:
+        start = len(self._tiles) * self.TILE
+        if lo >= start:
+            return self._tail[lo - start:hi - start]
+        leaves = self._fetch(lo, min(hi, start)) + self._tail[:max(0, hi - start)]
+        if len(leaves) != hi - lo:
+            raise VerificationFailed("the record returned the wrong number of leaf hashes",
+                                     expected=hi - lo, found=len(leaves))
+        return leaves
