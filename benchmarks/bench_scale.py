@@ -5,6 +5,12 @@ and one NumPy job on all clients; each figure beside its stock counterpart.
 Stock is the same PocFederation without configure() (no CC manager, no CC kits): the POC
 exactly as `nvflare poc prepare` makes it, with the same ports and loopback settings.
 
+A third federation, registration only, is stock with every process importing the two
+libraries DESIGN.md names for config and the record (pydantic, sqlalchemy) at start-up (a
+sitecustomize on PYTHONPATH) and doing nothing with them: the least any design that keeps
+them pays, beside the 1.2x registration goal. With 31 processes on 2 cores registration is
+CPU-bound: every CPU-second added per process costs about 31/2 s.
+
 Registration is timed from the moment the server's port is open and the clients are spawned
 (every client at once, as after a restart): stock until the server has logged every client
 as joined; with ccattest until the server has every client's registration confirmed (mutual
@@ -23,6 +29,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +101,34 @@ def _run_job(poc: PocFederation, folder: Path, clients: int) -> tuple[float, str
         session.close()
 
 
+@contextmanager
+def _importing_libraries(folder: Path) -> Iterator[None]:
+    """Processes started meanwhile import pydantic and sqlalchemy first (mode "libraries")."""
+    (folder / "sitecustomize.py").write_text("import pydantic  # noqa: F401\n"
+                                             "import sqlalchemy  # noqa: F401\n")
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(folder), before)))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
 def run(mode: str, clients: int, workspace: Path, rounds: int, console: Console
         ) -> dict[str, Any]:
-    """One federation, `mode` "stock" or "ccattest"; its figures."""
+    """One federation, `mode` "stock", "libraries" (registration only) or "ccattest"."""
+    if mode == "libraries":
+        (workspace / "site").mkdir(parents=True)
+        with _importing_libraries(workspace / "site"):
+            return _run(mode, clients, workspace / "poc", rounds, console)
+    return _run(mode, clients, workspace, rounds, console)
+
+
+def _run(mode: str, clients: int, workspace: Path, rounds: int, console: Console
+         ) -> dict[str, Any]:
     names = tuple(f"site-{index}" for index in range(1, clients + 1))
     poc = PocFederation(workspace, clients=names)
     poc.prepare()
@@ -135,6 +168,8 @@ def run(mode: str, clients: int, workspace: Path, rounds: int, console: Console
         clients_cpu = _cpu(poc, names)
         figures["client_cpu_seconds"] = round(statistics.median(clients_cpu), 2)
         figures["server_cpu_seconds"] = round(sum(_cpu(poc, ("server",))), 2)
+        if mode == "libraries":
+            return figures
         if cc:
             figures.update(_rounds(poc, rounds, clients))
         figures["job_seconds"], figures["job_status"] = _run_job(poc, workspace / "jobs",
@@ -166,7 +201,7 @@ def _rounds(poc: PocFederation, count: int, clients: int) -> dict[str, Any]:
 
 def rows(console: Console, clients: int, rounds: int) -> tuple[list[Row], list[dict]]:
     results = {}
-    for mode in ("stock", "ccattest"):
+    for mode in ("stock", "libraries", "ccattest"):
         workspace = Path(tempfile.mkdtemp(prefix=f"ccattest-scale-{mode}-"))
         try:
             results[mode] = run(mode, clients, workspace, rounds, console)
@@ -175,9 +210,14 @@ def rows(console: Console, clients: int, rounds: int) -> tuple[list[Row], list[d
                 console.print(f"kept {workspace}")
             else:
                 shutil.rmtree(workspace, ignore_errors=True)
-    stock, ours = results["stock"], results["ccattest"]
+    stock, ours, libraries = results["stock"], results["ccattest"], results["libraries"]
+    ours["libraries_registered_seconds"] = libraries["registered_seconds"]
     label = f"{clients} clients"
     out = [
+        Row(f"POC registration, stock importing pydantic+sqlalchemy, {label}",
+            round(libraries["registered_seconds"], 2), "s", "stock POC, all joined",
+            round(stock["registered_seconds"], 2),
+            round(libraries["registered_seconds"] / stock["registered_seconds"], 3)),
         Row(f"POC registration, all joined+attested, {label}", round(ours["registered_seconds"], 2),
             "s", "stock POC, all joined", round(stock["registered_seconds"], 2),
             round(ours["registered_seconds"] / stock["registered_seconds"], 3)),
@@ -207,6 +247,9 @@ def show(console: Console, stock: dict[str, Any], ours: dict[str, Any]) -> None:
 
     line("all registered (stock: joined; ccattest: mutual attestation confirmed)",
          "registered_seconds")
+    base, floor = stock["registered_seconds"], ours["libraries_registered_seconds"]
+    table.add_row("all joined, stock importing pydantic + sqlalchemy (DESIGN's libraries)",
+                  f"{base:.1f} s", f"{floor:.1f} s", f"{floor / base:.2f}")
     line("all joined NVFlare", "joined_seconds")
     line("NumPy job, 2 FL rounds on every client", "job_seconds")
     line("resident memory, whole federation", "memory_mib", "MiB")
