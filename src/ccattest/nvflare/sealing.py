@@ -95,7 +95,7 @@ class SealService:
         with conn:
             conn.settimeout(30)
             try:
-                request = json.loads(_read_line(conn))
+                request = json.loads(read_line(conn))
                 answer = self.answer(request)
             except (OSError, ValueError) as exc:
                 answer = {"error": f"bad request: {type(exc).__name__}"}
@@ -127,14 +127,15 @@ class SealService:
         return {"error": f"unknown operation {str(op)[:20]!r}"}
 
 
-def _read_line(conn: socket.socket) -> bytes:
+def read_line(conn: socket.socket, limit: int = MAX_LINE) -> bytes:
+    """One newline-ended message (or what came before the peer closed), at most `limit`."""
     data = bytearray()
     while not data.endswith(b"\n"):
-        chunk = conn.recv(4096)
+        chunk = conn.recv(1 << 16)
         if not chunk:
             break
         data += chunk
-        if len(data) > MAX_LINE:
+        if len(data) > limit:
             raise ValueError("request too long")
     return bytes(data)
 
@@ -158,7 +159,7 @@ class SealClient:
                 conn.connect(self.name)
                 conn.sendall(json.dumps({"op": op, "secret": self.secret, **fields}).encode()
                              + b"\n")
-                answer = json.loads(_read_line(conn))
+                answer = json.loads(read_line(conn))
             except (OSError, ValueError) as exc:
                 raise PolicyRejected("cannot reach this site's ccattest for sealing",
                                      found=str(exc)) from None

@@ -34,6 +34,7 @@ from ..mesh.agent import SiteAgent
 from ..mesh.config import CollectConfig, build_agent, load_cc_config, sealing_keys
 from ..mesh.wire import bundle_from_wire, bundle_to_wire
 from ..nvflare.manager import CCManager
+from ..nvflare.sealing import read_line
 from ..seal.envelope import SealContext, open_sealed
 from ..seal.keys import SealingPublicKey
 from ..timeutil import utcnow
@@ -83,7 +84,7 @@ class TeeService:
                 conn, _ = server.accept()
                 with conn:
                     try:
-                        reply = self.answer(json.loads(_read_line(conn)))
+                        reply = self.answer(json.loads(read_line(conn, MAX_LINE)))
                     except Exception as exc:
                         reply = {"error": f"{type(exc).__name__}: {exc}"}
                     conn.sendall(json.dumps(reply).encode() + b"\n")
@@ -94,22 +95,10 @@ def ask_tee(path: Path | str, request: dict[str, Any], timeout: float = 30.0) ->
         conn.settimeout(timeout)
         conn.connect(str(path))
         conn.sendall(json.dumps(request).encode() + b"\n")
-        answer = json.loads(_read_line(conn))
+        answer = json.loads(read_line(conn, MAX_LINE))
     if "error" in answer:
         raise RuntimeError(f"the TEE refused: {answer['error']}")
     return answer
-
-
-def _read_line(conn: socket.socket) -> bytes:
-    data = bytearray()
-    while not data.endswith(b"\n"):
-        chunk = conn.recv(1 << 16)
-        if not chunk:
-            break
-        data += chunk
-        if len(data) > MAX_LINE:
-            raise ValueError("line too long")
-    return bytes(data)
 
 
 # --- the relayer -----------------------------------------------------------------------------
