@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from ccattest.errors import CCAttestError, VerificationFailed
 from ccattest.platforms.snp import abi
 from ccattest.platforms.snp import verify as snp_verify
+from tests.platforms.cache_checks import clear_caches, flip, outcome
 from tests.platforms.snp.test_verify import CASES, FIXTURES, KEYS, MESSAGES, MILAN
 
 DER = serialization.Encoding.DER
@@ -31,25 +32,6 @@ def _warm(fixture, crl=None):
     for _ in range(2):
         verifier.verify(evidence, report_data=report_data, at=fixture.now)
     return evidence, report_data, verifier
-
-
-def _flip(data: bytes, offset: int) -> bytes:
-    return data[:offset] + bytes([data[offset] ^ 0x01]) + data[offset + 1:]
-
-
-def _clear_caches() -> None:
-    for module in (abi, snp_verify):
-        for value in vars(module).values():
-            if hasattr(value, "cache_clear"):
-                value.cache_clear()
-
-
-def _outcome(verifier, evidence, report_data, at) -> str:
-    try:
-        verifier.verify(evidence, report_data=report_data, at=at)
-    except CCAttestError as error:
-        return f"{type(error).__name__}: {error.message}"
-    return "verified"
 
 
 @pytest.mark.parametrize(("fixture_name", "case"), CASES,
@@ -71,17 +53,17 @@ def test_changed_crl_bytes_meet_the_same_outcome_warm_and_cold():
     its signature still verifies."""
     crl = MILAN.crl().public_bytes(DER)
     evidence, report_data, verifier = _warm(MILAN, crl)
-    flipped = [_with_crl(evidence, _flip(crl, offset)) for offset in range(0, len(crl), 3)]
-    warm = [_outcome(verifier, each, report_data, MILAN.now) for each in flipped]
+    flipped = [_with_crl(evidence, flip(crl, offset)) for offset in range(0, len(crl), 3)]
+    warm = [outcome(verifier, each, report_data, MILAN.now) for each in flipped]
     cold = []
     for each in flipped:
-        _clear_caches()
-        cold.append(_outcome(verifier, each, report_data, MILAN.now))
+        clear_caches(abi, snp_verify)
+        cold.append(outcome(verifier, each, report_data, MILAN.now))
     assert warm == cold
     assert warm.count("verified") < len(warm) // 10  # only bytes outside what is signed
     signature_at = len(crl) - 8  # inside the signature BIT STRING, the last element
     with pytest.raises(VerificationFailed, match="CRL is not signed"):
-        verifier.verify(_with_crl(evidence, _flip(crl, signature_at)),
+        verifier.verify(_with_crl(evidence, flip(crl, signature_at)),
                         report_data=report_data, at=MILAN.now)
 
 
@@ -137,5 +119,5 @@ def test_every_report_byte_is_checked_after_warming():
     raw = bytes(evidence.report)
     for offset in range(0, abi.SIGNED_SIZE, 5):
         with pytest.raises(CCAttestError):
-            verifier.verify(dataclasses.replace(evidence, report=_flip(raw, offset)),
+            verifier.verify(dataclasses.replace(evidence, report=flip(raw, offset)),
                             report_data=report_data, at=MILAN.now)

@@ -14,6 +14,7 @@ from ccattest.errors import CCAttestError, VerificationFailed
 from ccattest.platforms.tdx import abi
 from ccattest.platforms.tdx import verify as tdx_verify
 from ccattest.platforms.tdx.collateral_json import collateral_to_json
+from tests.platforms.cache_checks import clear_caches, flip, outcome
 from tests.platforms.tdx.test_verify import CASES, FIXTURES, MESSAGES, V4
 
 
@@ -36,25 +37,6 @@ def test_broken_cases_fail_with_warm_caches(fixture_name, case):
         verifier.verify(evidence, report_data=report_data, at=fixture.now)
 
 
-def _flip(data: bytes, offset: int) -> bytes:
-    return data[:offset] + bytes([data[offset] ^ 0x01]) + data[offset + 1:]
-
-
-def _clear_caches() -> None:
-    for module in (abi, tdx_verify):
-        for value in vars(module).values():
-            if hasattr(value, "cache_clear"):
-                value.cache_clear()
-
-
-def _outcome(verifier, evidence, report_data, at) -> str:
-    try:
-        verifier.verify(evidence, report_data=report_data, at=at)
-    except CCAttestError as error:
-        return f"{type(error).__name__}: {error.message}"
-    return "verified"
-
-
 def test_every_byte_of_the_qe_certification_is_checked_after_warming():
     """The QE certification data (QE report, its signature, auth data, PCK chain) is parsed
     and its signature checked once per exact bytes. Flip each byte of the QE report, its
@@ -67,12 +49,12 @@ def test_every_byte_of_the_qe_certification_is_checked_after_warming():
     start = raw.index(qe_bytes)
     signed = abi.ENCLAVE_REPORT_SIZE + abi.SIGNATURE_SIZE + 2 + len(quote.qe.auth_data)
     offsets = [*range(start, start + signed), *range(start + signed, len(raw), 13)]
-    flipped = [dataclasses.replace(evidence, report=_flip(raw, offset)) for offset in offsets]
-    warm = [_outcome(verifier, each, report_data, V4.now) for each in flipped]
+    flipped = [dataclasses.replace(evidence, report=flip(raw, offset)) for offset in offsets]
+    warm = [outcome(verifier, each, report_data, V4.now) for each in flipped]
     cold = []
     for each in flipped:
-        _clear_caches()
-        cold.append(_outcome(verifier, each, report_data, V4.now))
+        clear_caches(abi, tdx_verify)
+        cold.append(outcome(verifier, each, report_data, V4.now))
     assert warm == cold
     assert "verified" not in warm[:abi.ENCLAVE_REPORT_SIZE + abi.SIGNATURE_SIZE]
     verifier.verify(evidence, report_data=report_data, at=V4.now)
